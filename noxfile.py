@@ -1,0 +1,127 @@
+"""Entry points: `nox -s demo` (the main job on the lab) and `nox -s tests`, plus lint, bench, engine.
+
+Each session installs what it needs: the Debian packages the lab uses (as root), the project in
+its virtualenv, and the Pulumi engine built from the Go module proxy into the shared cache.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["tests"]
+
+ROOT = Path(__file__).parent
+DEBIAN_PACKAGES = ("debootstrap", "systemd-container", "iproute2", "netcat-openbsd", "openssh-client")
+CACHE = Path(os.environ.get("GESTIC_CACHE_DIR", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gestic"))
+
+
+def _pulumi_version() -> str:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for dep in deps:
+        if m := re.fullmatch(r"pulumi==([0-9.]+)", dep.split(";")[0].split("#")[0].strip()):
+            return m.group(1)
+    raise RuntimeError("pyproject.toml must pin pulumi==X.Y.Z (the engine is built to match)")
+
+
+def _ensure_debian_packages(session: nox.Session) -> None:
+    missing = [
+        pkg for pkg in DEBIAN_PACKAGES
+        if "install ok installed" not in subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True, check=False
+        ).stdout
+    ]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        session.error(
+            f"the lab needs the Debian packages {' '.join(missing)}; installing them needs root: "
+            f"run `sudo apt-get install -y {' '.join(missing)}` or run nox as root"
+        )
+    if shutil.which("apt-get") is None:
+        session.error(f"apt-get not found: install {' '.join(missing)} with your package manager")
+    session.log(f"installing Debian packages: {' '.join(missing)}")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-q", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, external=True, env=env)
+
+
+def _ensure_root(session: nox.Session) -> None:
+    if os.geteuid() != 0:
+        session.error(
+            "the lab datacenter needs root (network namespaces, overlay mounts, systemd-nspawn); "
+            "run this session as root"
+        )
+
+
+def _ensure_engine(session: nox.Session) -> Path:
+    version = _pulumi_version()
+    bin_dir = CACHE / "tools" / f"pulumi-{version}" / "bin"
+    engine = bin_dir / "pulumi"
+    if engine.is_file():
+        out = subprocess.run([str(engine), "version"], capture_output=True, text=True, check=False)
+        if out.stdout.strip() == f"v{version}":
+            return engine
+    session.log(f"building the Pulumi engine v{version} into {bin_dir}")
+    session.run(
+        "bash", str(ROOT / "tools" / "build-pulumi-engine.sh"), str(bin_dir),
+        external=True, env={"PULUMI_ENGINE_VERSION": version},
+    )
+    return engine
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+
+
+@nox.session
+def engine(session: nox.Session) -> None:
+    """Build the pinned Pulumi engine (Go module proxy) into the shared cache, if missing."""
+    session.log(f"engine: {_ensure_engine(session)}")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job on the lab: validate, provision, converge, verify, idempotence."""
+    _ensure_root(session)
+    _ensure_debian_packages(session)
+    _install(session)
+    _ensure_engine(session)
+    session.run("gestic", "demo", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit, Pulumi mock and lab integration tests (the lab tests need root)."""
+    _ensure_debian_packages(session) if os.geteuid() == 0 else None
+    _install(session, "test")
+    if os.geteuid() == 0:
+        _ensure_engine(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff, mypy and ansible-lint."""
+    _install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+    session.run("ansible-lint", "--profile", "production", "playbooks/")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks of the lab (image build, up, no-op up, destroy, memory); writes bench/results.json."""
+    _ensure_root(session)
+    _ensure_debian_packages(session)
+    _install(session)
+    _ensure_engine(session)
+    session.run("python", "bench/lab_bench.py", "--output", "bench/results.json", *session.posargs)

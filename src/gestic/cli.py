@@ -1,0 +1,253 @@
+"""The `gestic` command: validate the model, drive the lab stack, converge, verify, and the demo."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from gestic.context import Context
+from gestic.converge import ConvergeResult, run_playbook
+from gestic.errors import GesticError
+from gestic.infra import OpResult
+from gestic.lab.status import host_statuses, leftovers
+from gestic.verify import VerifyResult, run_verify
+
+console = Console(stderr=False, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _ctx(obj: Any) -> Context:
+    assert isinstance(obj, Context)
+    return obj
+
+
+@click.group()
+@click.option(
+    "--inventory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Inventory directory (default: inventory/lab, or GESTIC_INVENTORY).",
+)
+@click.version_option(package_name="gestic")
+@click.pass_context
+def cli(ctx: click.Context, inventory: Path | None) -> None:
+    """gestic: the ICETEX datacenter and its robots, as code."""
+    ctx.obj = Context.from_env(inventory)
+
+
+@cli.command()
+@click.pass_obj
+def validate(obj: Context) -> None:
+    """Check the model (inventory) and report every problem with its file and line."""
+    model = _ctx(obj).model
+    console.print(
+        f"[green]ok[/] {obj.inventory}: {len(model.sites)} sites, {len(model.hosts)} hosts, "
+        f"{len(model.services)} services, {len(model.backup_policies)} backup policies"
+    )
+
+
+@cli.group()
+def infra() -> None:
+    """Preview, apply, refresh or destroy a Pulumi stack."""
+
+
+def _stack_operation(name: str, help_text: str) -> None:
+    @infra.command(name=name, help=help_text)
+    @click.option("--stack", default="lab", show_default=True, type=click.Choice(["lab"]))
+    @click.option("--quiet", is_flag=True, help="Do not stream the engine's output.")
+    @click.pass_obj
+    def command(obj: Context, stack: str, quiet: bool) -> None:
+        obj = _ctx(obj)
+        result = _infra(obj, name, quiet=quiet)
+        _print_changes(result)
+
+    del command
+
+
+def _infra(obj: Context, operation: str, *, quiet: bool = False) -> OpResult:
+    stack = obj.lab_stack
+    printer = None if quiet else (lambda line: console.print(line, end="", markup=False))
+    with obj.ledger.record(kind=f"infra.{operation}", target=stack.name) as run:
+        result = stack.run(operation, on_output=printer)  # type: ignore[arg-type]
+        run.changed = result.changed
+        run.summary = ", ".join(f"{k}={v}" for k, v in sorted(result.changes.items()))
+        run.add_details(changes=result.changes, duration_s=result.duration_s)
+    return result
+
+
+def _print_changes(result: OpResult) -> None:
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(result.changes.items())) or "nothing"
+    console.print(
+        f"[bold]{result.operation}[/] stack {result.stack}: {summary} ({result.duration_s:.1f} s)"
+    )
+
+
+for _name, _help in (
+    ("preview", "Show what `up` would change."),
+    ("up", "Create or update the stack's resources."),
+    ("refresh", "Read the real state of every resource into the stack (notices drift)."),
+    ("destroy", "Remove every resource of the stack."),
+):
+    _stack_operation(_name, _help)
+
+
+@cli.group()
+def lab() -> None:
+    """Inspect the lab datacenter."""
+
+
+@lab.command()
+@click.pass_obj
+def status(obj: Context) -> None:
+    """Hosts of the lab: site, address, process and SSH reachability."""
+    obj = _ctx(obj)
+    settings = obj.lab_stack.settings
+    table = Table(title=f"lab '{settings.lab}'")
+    for col in ("host", "site", "address", "pid", "ssh", "state"):
+        table.add_column(col)
+    rows = host_statuses(obj.model, lab=settings.lab, lab_state_dir=settings.state_dir)
+    for row in rows:
+        state = "[green]up[/]" if row.up else "[red]down[/]"
+        table.add_row(row.name, row.site, row.address, str(row.pid or "-"), "yes" if row.ssh else "no", state)
+    console.print(table)
+    rest = leftovers(lab=settings.lab, lab_state_dir=settings.state_dir)
+    console.print(
+        f"namespaces: {len(rest.namespaces)}, mounts: {len(rest.mounts)}, "
+        f"host processes: {len(rest.processes)}"
+    )
+
+
+def _converge(obj: Context, *, check: bool, diff: bool, limit: str | None, tags: str | None) -> ConvergeResult:
+    obj.access.write(obj.model)
+    kind = "converge.check" if check else "converge"
+    with obj.ledger.record(kind=kind, target=obj.lab_stack.name) as run:
+        result = run_playbook(
+            playbooks_dir=obj.root / "playbooks",
+            playbook="site.yml",
+            inventory=obj.inventory / "hosts.yml",
+            access=obj.access,
+            artifacts_dir=obj.artifacts / "ansible",
+            check=check,
+            diff=diff,
+            limit=limit,
+            tags=tags,
+            on_event=lambda line: console.print(line, markup=False),
+        )
+        run.changed = result.changed
+        run.summary = f"{len(result.per_host)} hosts, changed={result.changed}, failed={result.failed_hosts}"
+        run.add_details(per_host=result.per_host, changed_tasks=result.changed_tasks)
+        if not result.ok:
+            run.fail(run.summary)
+    _print_converge(result)
+    return result
+
+
+def _print_converge(result: ConvergeResult) -> None:
+    table = Table(title=f"converge: {result.status} ({result.duration_s:.1f} s)")
+    for col in ("host", "ok", "changed", "failed", "unreachable", "skipped"):
+        table.add_column(col)
+    for host, c in sorted(result.per_host.items()):
+        table.add_row(host, *(str(c.get(k, 0)) for k in ("ok", "changed", "failures", "unreachable", "skipped")))
+    console.print(table)
+
+
+@cli.command()
+@click.option("--check", is_flag=True, help="Dry run: report what would change.")
+@click.option("--diff", is_flag=True, help="Show the differences in files and templates.")
+@click.option("--limit", default=None, help="Only these hosts or groups (Ansible pattern).")
+@click.option("--tags", default=None, help="Only roles/tasks with these tags.")
+@click.pass_obj
+def converge(obj: Context, check: bool, diff: bool, limit: str | None, tags: str | None) -> None:
+    """Configure the lab hosts with Ansible (playbooks/site.yml)."""
+    result = _converge(_ctx(obj), check=check, diff=diff, limit=limit, tags=tags)
+    if not result.ok:
+        raise GesticError(f"converge failed on: {', '.join(result.failed_hosts) or 'see output'}")
+
+
+def _verify(obj: Context) -> VerifyResult:
+    with obj.ledger.record(kind="verify", target=obj.lab_stack.name) as run:
+        result = run_verify(
+            checks_dir=obj.root / "verify",
+            inventory=obj.inventory,
+            model=obj.model,
+            access=obj.access,
+            artifacts_dir=obj.artifacts / "verify",
+        )
+        run.summary = f"{result.tests} checks, {result.failures} failures, {result.errors} errors"
+        run.add_details(failed=result.failed, report=str(result.report))
+        if not result.ok:
+            run.fail(run.summary)
+    console.print(f"[bold]verify[/]: {run.summary} ({result.duration_s:.1f} s)")
+    return result
+
+
+@cli.command()
+@click.pass_obj
+def verify(obj: Context) -> None:
+    """Check every host against the model with testinfra over SSH."""
+    result = _verify(_ctx(obj))
+    if not result.ok:
+        raise GesticError("verification failed:\n" + "\n".join(f"  - {f}" for f in result.failed))
+
+
+@cli.command()
+@click.pass_obj
+def demo(obj: Context) -> None:
+    """The main job on the lab: validate, provision, converge, verify (twice: idempotence)."""
+    obj = _ctx(obj)
+    steps = [
+        ("validate the model", lambda: obj.model),
+        ("provision the lab datacenter (pulumi up)", lambda: _print_changes(_infra(obj, "up", quiet=True))),
+        ("configure the hosts (ansible)", lambda: _require(_converge(obj, check=False, diff=False, limit=None, tags=None).ok, "converge")),
+        ("verify the hosts (testinfra)", lambda: _require(_verify(obj).ok, "verify")),
+        ("check idempotence (second pulumi up)", lambda: _require(_infra(obj, "up", quiet=True).changed == 0, "second up changed resources")),
+        ("check idempotence (second converge)", lambda: _require(_converge(obj, check=False, diff=False, limit=None, tags=None).changed == 0, "second converge changed tasks")),
+    ]
+    for i, (title, step) in enumerate(steps, 1):
+        console.rule(f"[bold]{i}/{len(steps)} {title}")
+        step()
+    console.rule("[bold green]demo complete")
+    status.callback()  # type: ignore[misc]
+
+
+def _require(ok: bool, what: str) -> None:
+    if not ok:
+        raise GesticError(f"demo step failed: {what}")
+
+
+@cli.command()
+@click.option("--kind", default=None, help="Only runs of this kind (e.g. infra.up, converge).")
+@click.option("--limit", default=20, show_default=True)
+@click.pass_obj
+def runs(obj: Context, kind: str | None, limit: int) -> None:
+    """The run ledger: what ran, from which commit, when, how long, result."""
+    table = Table(title=f"run ledger ({_ctx(obj).ledger.display_url})")
+    for col in ("id", "kind", "target", "started", "s", "status", "changed", "commit", "summary"):
+        table.add_column(col)
+    for r in obj.ledger.runs(kind=kind, limit=limit):
+        table.add_row(
+            str(r.id), r.kind, r.target, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            f"{r.duration_s:.1f}" if r.duration_s is not None else "-",
+            r.status, str(r.changed if r.changed is not None else "-"), (r.commit or "-")[:12], r.summary[:60],
+        )
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except GesticError as exc:
+        console.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        sys.exit(1)

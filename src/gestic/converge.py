@@ -1,0 +1,141 @@
+"""Configure the hosts with Ansible through ansible-runner, and summarise what it changed."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from gestic.errors import AnsibleError
+from gestic.lab.access import LabAccess
+
+EventPrinter = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvergeResult:
+    """Per-host counts from one ansible-playbook run, plus the changed tasks."""
+
+    status: str
+    rc: int
+    duration_s: float
+    per_host: dict[str, dict[str, int]]
+    changed_tasks: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: Path | None = None
+
+    @property
+    def changed(self) -> int:
+        return sum(h.get("changed", 0) for h in self.per_host.values())
+
+    @property
+    def failed_hosts(self) -> list[str]:
+        return sorted(
+            h for h, c in self.per_host.items() if c.get("failures", 0) or c.get("unreachable", 0)
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.failed_hosts
+
+
+def _per_host(stats: dict[str, dict[str, int]] | None) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = {}
+    renames = {"dark": "unreachable"}
+    for counter, hosts in (stats or {}).items():
+        for host, count in (hosts or {}).items():
+            table.setdefault(host, {})[renames.get(counter, counter)] = int(count)
+    return table
+
+
+def ansible_env(access: LabAccess, *, pipelining: bool = True) -> dict[str, str]:
+    """Environment that points Ansible at the lab's ssh_config and a per-lab control dir."""
+    access.control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return {
+        "ANSIBLE_SSH_ARGS": f"-F {access.ssh_config}",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(access.control_dir / "ansible"),
+        "ANSIBLE_PIPELINING": str(pipelining),
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_FORCE_COLOR": "False",
+        "ANSIBLE_INTERPRETER_PYTHON": "/usr/bin/python3",
+        "ANSIBLE_TIMEOUT": "20",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
+
+
+def run_playbook(
+    *,
+    playbooks_dir: Path,
+    playbook: str,
+    inventory: Path,
+    access: LabAccess,
+    artifacts_dir: Path,
+    check: bool = False,
+    diff: bool = False,
+    limit: str | None = None,
+    tags: str | None = None,
+    extravars: dict[str, Any] | None = None,
+    pipelining: bool = True,
+    on_event: EventPrinter | None = None,
+) -> ConvergeResult:
+    """Run `playbook` against the lab; raise AnsibleError if Ansible could not run at all."""
+    if not (playbooks_dir / playbook).is_file():
+        raise AnsibleError(f"playbook not found: {playbooks_dir / playbook}")
+    cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on)
+    changed_tasks: list[dict[str, Any]] = []
+
+    def handle(event: dict[str, Any]) -> bool:
+        data = event.get("event_data", {})
+        if event.get("event") == "runner_on_ok" and data.get("res", {}).get("changed"):
+            changed_tasks.append({"host": data.get("host"), "task": data.get("task")})
+        if on_event is not None and event.get("event") in {
+            "playbook_on_play_start", "runner_on_ok", "runner_on_failed", "runner_on_unreachable",
+        }:
+            on_event(_describe(event))
+        return True
+
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    result = ansible_runner.run(
+        private_data_dir=str(artifacts_dir),
+        project_dir=str(playbooks_dir),
+        playbook=playbook,
+        inventory=str(inventory),
+        envvars=ansible_env(access, pipelining=pipelining),
+        extravars=extravars or {},
+        cmdline=cmdline or None,
+        limit=limit,
+        tags=tags,
+        quiet=True,
+        rotate_artifacts=20,
+        event_handler=handle,
+    )
+    if result.status not in {"successful", "failed"}:
+        raise AnsibleError(f"ansible-playbook {playbook} did not complete: status {result.status}")
+    return ConvergeResult(
+        status=result.status,
+        rc=int(result.rc),
+        duration_s=time.monotonic() - start,
+        per_host=_per_host(result.stats),
+        changed_tasks=changed_tasks,
+        artifacts=Path(result.config.artifact_dir),
+    )
+
+
+def _describe(event: dict[str, Any]) -> str:
+    data = event.get("event_data", {})
+    kind = event.get("event", "")
+    if kind == "playbook_on_play_start":
+        return f"play: {data.get('play', '')}"
+    verdict = {"runner_on_ok": "ok", "runner_on_failed": "FAILED", "runner_on_unreachable": "UNREACHABLE"}
+    state = verdict.get(kind, kind)
+    if state == "ok" and data.get("res", {}).get("changed"):
+        state = "changed"
+    return f"  {data.get('host', '?')}: {state}: {data.get('task', '')}"

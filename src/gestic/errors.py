@@ -1,0 +1,39 @@
+"""The one exception tree of gestic: every error a user can see derives from GesticError."""
+
+from __future__ import annotations
+
+
+class GesticError(Exception):
+    """Base of every error gestic reports to its users."""
+
+
+class ModelError(GesticError):
+    """The declarative model (inventory) is invalid; carries every problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid model:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class LabError(GesticError):
+    """The lab datacenter could not be built, inspected or removed."""
+
+
+class NotRootError(LabError):
+    """The lab needs root (network namespaces, mounts, systemd-nspawn)."""
+
+
+class EngineError(GesticError):
+    """The Pulumi engine is missing or a Pulumi operation failed."""
+
+
+class AnsibleError(GesticError):
+    """An Ansible run failed or could not start."""
+
+
+class VerifyError(GesticError):
+    """Verification (testinfra) found hosts that do not match the model."""
+
+
+class LedgerError(GesticError):
+    """The run ledger database is unavailable or inconsistent."""

@@ -1,0 +1,256 @@
+"""Load an inventory directory into a validated Model, reporting every problem with file and line.
+
+The inventory is a plain Ansible YAML inventory (`hosts.yml`) with the model's settings in
+`group_vars/all/*.yml` under `gestic_*` keys, so Ansible and gestic read the very same files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from gestic.errors import ModelError
+from gestic.model.routes import machine_routes, overlaps
+from gestic.model.schema import BackupPolicy, Host, Lab, Model, Service, Site
+from gestic.model.yamlsrc import Key, SourceMap, YamlSourceError, load_yaml
+
+T = TypeVar("T", bound=BaseModel)
+
+HOSTS_FILE = "hosts.yml"
+SETTINGS_DIR = Path("group_vars") / "all"
+
+
+class _Problems:
+    """Collects problems, each located by the source map."""
+
+    def __init__(self, smap: SourceMap, fallback: Path) -> None:
+        self.smap = smap
+        self.fallback = fallback
+        self.items: list[str] = []
+
+    def add(self, key: Key, message: str) -> None:
+        origin = self.smap.locate(key)
+        where = str(origin) if origin else str(self.fallback)
+        dotted = ".".join(str(k) for k in key)
+        self.items.append(f"{where}: {dotted}: {message}")
+
+
+def _validate(cls: type[T], data: Any, key: Key, problems: _Problems) -> T | None:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            problems.add((*key, *err["loc"]), err["msg"])
+        return None
+
+
+def _walk_groups(
+    name: str, group: Any, key: Key, out: dict[str, dict[str, Any]], problems: _Problems
+) -> None:
+    """Collect hosts (their vars and groups) from one Ansible inventory group, recursively."""
+    if group is None:
+        return
+    if not isinstance(group, dict):
+        problems.add(key, "a group must be a mapping with hosts/children/vars")
+        return
+    for unknown in set(group) - {"hosts", "children", "vars"}:
+        problems.add((*key, unknown), "unknown group key (expected hosts, children or vars)")
+    for host, hostvars in (group.get("hosts") or {}).items():
+        entry = out.setdefault(str(host), {"vars": {}, "groups": [], "key": (*key, "hosts", host)})
+        if hostvars is not None and not isinstance(hostvars, dict):
+            problems.add((*key, "hosts", host), "host variables must be a mapping")
+            continue
+        entry["vars"].update(hostvars or {})
+        if name != "all":
+            entry["groups"].append(name)
+        if hostvars and any(k.startswith("gestic_") for k in hostvars):
+            entry["key"] = (*key, "hosts", host)
+    for child, sub in (group.get("children") or {}).items():
+        _walk_groups(str(child), sub, (*key, "children", child), out, problems)
+
+
+def _read_sources(root: Path, smap: SourceMap) -> tuple[Any, dict[str, Any]]:
+    hosts_file = root / HOSTS_FILE
+    if not hosts_file.is_file():
+        raise ModelError([f"{hosts_file}: inventory file not found"])
+    settings: dict[str, Any] = {}
+    errors: list[str] = []
+    try:
+        inventory = load_yaml(hosts_file, prefix=("inventory",), smap=smap)
+    except YamlSourceError as exc:
+        errors.append(str(exc))
+        inventory = None
+    for file in sorted((root / SETTINGS_DIR).glob("*.yml")):
+        try:
+            data = load_yaml(file, smap=smap) or {}
+        except YamlSourceError as exc:
+            errors.append(str(exc))
+            continue
+        if not isinstance(data, dict):
+            errors.append(f"{file}:1: expected a mapping of variables")
+            continue
+        for var, value in data.items():
+            if var in settings:
+                errors.append(f"{smap.locate((var,))}: '{var}' is defined in two files")
+            settings[var] = value
+    if errors:
+        raise ModelError(errors)
+    return inventory, settings
+
+
+def _named(cls: type[T], raw: Any, key: Key, problems: _Problems) -> dict[str, T]:
+    if not isinstance(raw, dict):
+        problems.add(key, "must be a mapping of name -> settings")
+        return {}
+    result: dict[str, T] = {}
+    for name, body in raw.items():
+        if not isinstance(body, dict):
+            problems.add((*key, name), "must be a mapping")
+            continue
+        item = _validate(cls, {"name": name, **body}, (*key, name), problems)
+        if item is not None:
+            result[str(name)] = item
+    return result
+
+
+def _hosts(
+    raw_hosts: dict[str, dict[str, Any]], sites: dict[str, Site], problems: _Problems
+) -> dict[str, Host]:
+    hosts: dict[str, Host] = {}
+    for name, entry in raw_hosts.items():
+        key: Key = entry["key"]
+        in_sites = [g for g in entry["groups"] if g in sites]
+        if len(in_sites) != 1:
+            where = ", ".join(in_sites) or "none"
+            problems.add(key, f"host must belong to exactly one site group (found: {where})")
+            continue
+        hv = entry["vars"]
+        data = {
+            "name": name,
+            "site": in_sites[0],
+            "address": hv.get("gestic_address"),
+            "owner": hv.get("gestic_owner"),
+            "groups": sorted(set(entry["groups"])),
+            **({"size": hv["gestic_size"]} if "gestic_size" in hv else {}),
+        }
+        for field in ("address", "owner"):
+            if data[field] is None:
+                problems.add(key, f"missing required variable gestic_{field}")
+        if any(data[f] is None for f in ("address", "owner")):
+            continue
+        if (host := _validate(Host, data, key, problems)) is not None:
+            hosts[name] = host
+    return hosts
+
+
+def _cross_check(model_parts: dict[str, Any], problems: _Problems, keys: dict[str, Key]) -> None:
+    sites: dict[str, Site] = model_parts["sites"]
+    hosts: dict[str, Host] = model_parts["hosts"]
+    seen: dict[Any, str] = {}
+    for host in hosts.values():
+        key = keys[host.name]
+        site = sites[host.site]
+        if host.address not in site.network:
+            problems.add(
+                (*key, "gestic_address"),
+                f"address {host.address} is outside site '{site.name}' network {site.network}",
+            )
+        elif host.address in (site.network.network_address, site.network.broadcast_address):
+            problems.add((*key, "gestic_address"), f"address {host.address} is not a host address")
+        elif host.address == site.gateway.ip:
+            problems.add((*key, "gestic_address"), f"address {host.address} is the site gateway")
+        if (other := seen.get(host.address)) is not None:
+            problems.add(
+                (*key, "gestic_address"), f"address {host.address} is also used by host '{other}'"
+            )
+        seen[host.address] = host.name
+    for svc in model_parts["services"].values():
+        for field in ("hosts", "dr_hosts"):
+            for i, ref in enumerate(getattr(svc, field)):
+                if ref not in keys:  # declared, even if invalid (reported on its own)
+                    problems.add(
+                        ("gestic_services", svc.name, field, i), f"unknown host '{ref}'"
+                    )
+        if svc.backup.policy not in model_parts["backup_policies"]:
+            problems.add(
+                ("gestic_services", svc.name, "backup", "policy"),
+                f"unknown backup policy '{svc.backup.policy}'",
+            )
+    sites_list = list(sites.values())
+    for i, a in enumerate(sites_list):
+        for b in sites_list[i + 1 :]:
+            if a.network.overlaps(b.network):
+                problems.add(
+                    ("gestic_sites", b.name, "network"),
+                    f"network {b.network} overlaps site '{a.name}' ({a.network})",
+                )
+    lab: Lab | None = model_parts["lab"]
+    if lab is not None:
+        for site in sites_list:
+            if not site.network.subnet_of(lab.range):
+                problems.add(
+                    ("gestic_sites", site.name, "network"),
+                    f"network {site.network} is outside the lab range {lab.range}",
+                )
+
+
+def check_routes(model: Model, routes: Iterable[IPv4Network] | None = None) -> list[str]:
+    """Problems where the lab range overlaps a route of this machine (root namespace)."""
+    if model.lab is None:
+        return []
+    clashes = overlaps(model.lab.range, list(machine_routes() if routes is None else routes))
+    return [
+        f"gestic_lab.range: {model.lab.range} overlaps this machine's route {r}; "
+        "choose a range no route of the machine uses"
+        for r in clashes
+    ]
+
+
+def load_model(
+    root: Path, *, routes: Iterable[IPv4Network] | None = None, check_machine: bool = True
+) -> Model:
+    """Read and validate the inventory in `root`; raise ModelError listing every problem.
+
+    With `check_machine`, the lab range is also checked against this machine's routes
+    (`routes` overrides them, for tests).
+    """
+    root = root.resolve()
+    smap = SourceMap()
+    inventory, settings = _read_sources(root, smap)
+    problems = _Problems(smap, root / HOSTS_FILE)
+    raw_hosts: dict[str, dict[str, Any]] = {}
+    if not isinstance(inventory, dict) or "all" not in inventory:
+        problems.add(("inventory",), "inventory must have a top-level 'all' group")
+    else:
+        _walk_groups("all", inventory["all"], ("inventory", "all"), raw_hosts, problems)
+    for required in ("gestic_sites", "gestic_services", "gestic_backup_policies"):
+        if required not in settings:
+            problems.add((required,), f"missing '{required}' in {root / SETTINGS_DIR}/*.yml")
+    sites = _named(Site, settings.get("gestic_sites", {}), ("gestic_sites",), problems)
+    policies = _named(
+        BackupPolicy,
+        settings.get("gestic_backup_policies", {}),
+        ("gestic_backup_policies",),
+        problems,
+    )
+    services = _named(Service, settings.get("gestic_services", {}), ("gestic_services",), problems)
+    lab = None
+    if "gestic_lab" in settings:
+        lab = _validate(Lab, settings["gestic_lab"], ("gestic_lab",), problems)
+    hosts = _hosts(raw_hosts, sites, problems)
+    parts = {
+        "sites": sites, "hosts": hosts, "services": services,
+        "backup_policies": policies, "lab": lab,
+    }
+    _cross_check(parts, problems, {n: e["key"] for n, e in raw_hosts.items()})
+    if problems.items:
+        raise ModelError(problems.items)
+    model = Model(environment=root.name, **parts)
+    if check_machine and (route_problems := check_routes(model, routes)):
+        origin = smap.locate(("gestic_lab", "range"))
+        raise ModelError([f"{origin}: {p}" for p in route_problems])
+    return model

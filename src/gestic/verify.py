@@ -1,0 +1,77 @@
+"""Verify the hosts against the model with testinfra (pytest over SSH), and summarise the result."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gestic.errors import VerifyError
+from gestic.lab.access import LabAccess
+from gestic.model import Model
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyResult:
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+    duration_s: float
+    failed: list[str] = field(default_factory=list)
+    report: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.tests > 0 and not (self.failures or self.errors)
+
+
+def _summary(junit: Path, duration: float) -> VerifyResult:
+    root = ET.parse(junit).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    counts = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+    failed = [
+        f"{case.get('classname', '')}::{case.get('name', '')}"
+        for case in root.iter("testcase")
+        if case.find("failure") is not None or case.find("error") is not None
+    ]
+    return VerifyResult(duration_s=duration, failed=failed, report=junit, **counts)
+
+
+def run_verify(
+    *,
+    checks_dir: Path,
+    inventory: Path,
+    model: Model,
+    access: LabAccess,
+    artifacts_dir: Path,
+    hosts: list[str] | None = None,
+    stream: bool = True,
+) -> VerifyResult:
+    """Run the testinfra checks in `checks_dir` on every host (or `hosts`) of the lab."""
+    targets = hosts or sorted(model.hosts)
+    unknown = sorted(set(targets) - set(model.hosts))
+    if unknown:
+        raise VerifyError(f"unknown hosts: {', '.join(unknown)}")
+    access.write(model)
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    junit = artifacts_dir / f"verify-{int(time.time())}.xml"
+    cmd = [
+        sys.executable, "-m", "pytest", str(checks_dir),
+        "--hosts", ",".join(f"ssh://{h}" for h in targets),
+        "--ssh-config", str(access.ssh_config),
+        "-p", "no:cacheprovider",
+        "--rootdir", str(checks_dir),
+        "-q", "--no-header",
+        f"--junitxml={junit}",
+    ]
+    env = {**os.environ, "GESTIC_INVENTORY": str(inventory)}
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=env, check=False, capture_output=not stream, text=True)
+    if not junit.is_file():
+        raise VerifyError(f"testinfra did not run (exit {proc.returncode}): {proc.stderr or ''}")
+    return _summary(junit, time.monotonic() - start)
