@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -52,10 +53,13 @@ def test_runs_lists_the_ledger(tmp_path: Path) -> None:
     with ledger.record(kind="converge", target="lab") as run:
         run.changed = 3
         run.summary = "6 hosts"
-    result = CliRunner().invoke(cli, ["--inventory", str(LAB_INVENTORY), "runs"])
+    result = CliRunner().invoke(cli, ["--inventory", str(LAB_INVENTORY), "runs", "--json"])
     assert result.exit_code == 0, result.output
-    assert "converge" in result.output
-    assert "succeeded" in result.output
+    (record,) = json.loads(result.output)
+    assert (record["kind"], record["status"], record["changed"]) == ("converge", "succeeded", 3)
+    table = CliRunner().invoke(cli, ["--inventory", str(LAB_INVENTORY), "runs"])
+    assert table.exit_code == 0, table.output
+    assert "run ledger" in table.output
 
 
 def test_help_lists_the_commands() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -73,7 +74,7 @@ def _stack_operation(name: str, help_text: str) -> None:
 
 def _infra(obj: Context, operation: str, *, quiet: bool = False) -> OpResult:
     stack = obj.lab_stack
-    printer = None if quiet else (lambda line: console.print(line, end="", markup=False))
+    printer = None if quiet else (lambda line: console.print(line, markup=False, highlight=False))
     with obj.ledger.record(kind=f"infra.{operation}", target=stack.name) as run:
         result = stack.run(operation, on_output=printer)  # type: ignore[arg-type]
         run.changed = result.changed
@@ -225,9 +226,14 @@ def _require(ok: bool, what: str) -> None:
 @cli.command()
 @click.option("--kind", default=None, help="Only runs of this kind (e.g. infra.up, converge).")
 @click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @click.pass_obj
-def runs(obj: Context, kind: str | None, limit: int) -> None:
+def runs(obj: Context, kind: str | None, limit: int, as_json: bool) -> None:
     """The run ledger: what ran, from which commit, when, how long, result."""
+    if as_json:
+        records = _ctx(obj).ledger.runs(kind=kind, limit=limit)
+        click.echo(json.dumps([r.as_dict() for r in records], indent=2))
+        return
     table = Table(title=f"run ledger ({_ctx(obj).ledger.display_url})")
     for col in ("id", "kind", "target", "started", "s", "status", "changed", "commit", "summary"):
         table.add_column(col)

@@ -119,11 +119,15 @@ def run_playbook(
     )
     if result.status not in {"successful", "failed"}:
         raise AnsibleError(f"ansible-playbook {playbook} did not complete: status {result.status}")
+    per_host = _per_host(result.stats)
+    if result.rc != 0 and not per_host:
+        tail = "\n".join(result.stdout.read().splitlines()[-15:])
+        raise AnsibleError(f"ansible-playbook {playbook} failed before reaching any host:\n{tail}")
     return ConvergeResult(
         status=result.status,
         rc=int(result.rc),
         duration_s=time.monotonic() - start,
-        per_host=_per_host(result.stats),
+        per_host=per_host,
         changed_tasks=changed_tasks,
         artifacts=Path(result.config.artifact_dir),
     )

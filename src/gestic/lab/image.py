@@ -21,7 +21,7 @@ from pathlib import Path
 from gestic.errors import LabError, NotRootError
 
 # Bump whenever the recipe below changes, so cached images built by an older recipe are rebuilt.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 IMAGE_PACKAGES: tuple[str, ...] = (
     "systemd",
@@ -96,6 +96,15 @@ Storage=volatile
 RuntimeMaxUse=16M
 """
 
+# Hosts need no manuals or translations: drop them now and on every later install.
+_DPKG_NODOC = """\
+path-exclude=/usr/share/man/*
+path-exclude=/usr/share/locale/*
+path-include=/usr/share/locale/locale.alias
+path-exclude=/usr/share/doc/*
+path-include=/usr/share/doc/*/copyright
+"""
+
 Progress = Callable[[str], None]
 
 
@@ -130,7 +139,9 @@ def ensure_image(
         if _is_complete(final):  # another caller built it while we waited for the lock
             return final / "rootfs"
         say(f"building host image {final.name} ({suite}, {len(packages)} extra packages)")
-        _build(final, debootstrap, suite, packages, mirror, say)
+        _build(
+            final, debootstrap=debootstrap, suite=suite, packages=packages, mirror=mirror, say=say
+        )
     return final / "rootfs"
 
 
@@ -205,6 +216,7 @@ def locked(lock_path: Path) -> Iterator[None]:
 
 def _build(
     final: Path,
+    *,
     debootstrap: str,
     suite: str,
     packages: Sequence[str],
@@ -218,13 +230,18 @@ def _build(
     rootfs = tmp / "rootfs"
     try:
         say(f"debootstrap {suite} from {mirror} (a minute or two)")
-        cmd = [debootstrap, "--variant=minbase", f"--include={','.join(sorted(set(packages)))}"]
+        cmd = [debootstrap, "--variant=minbase"]
+        if packages:
+            cmd.append(f"--include={','.join(sorted(set(packages)))}")
         run([*cmd, suite, str(rootfs), mirror], "debootstrap failed")
         say("fixing up the image for containers")
         fix_up(rootfs)
-        say("cleaning apt caches")
+        say("cleaning apt caches, manuals and translations")
         run(["chroot", str(rootfs), "apt-get", "clean"], "apt-get clean in the image failed")
-        _write_marker(tmp, suite, packages, mirror, time.monotonic() - started)
+        _drop_docs(rootfs)
+        _write_marker(
+            tmp, suite=suite, packages=packages, mirror=mirror, seconds=time.monotonic() - started
+        )
         if final.exists():  # a half-built leftover without marker: replace it
             _remove_tree(final)
         os.rename(tmp, final)
@@ -241,6 +258,8 @@ def fix_up(rootfs: Path) -> None:
     (etc / "resolv.conf").unlink(missing_ok=True)
     (etc / "resolv.conf").write_text("")
     (etc / "hostname").write_text("")
+    # C.UTF-8 is built into glibc; without this file pam_env warns on every ssh login.
+    _write(etc / "default/locale", "LANG=C.UTF-8\n")
     # Empty machine-id: systemd makes a transient one per boot from nspawn's container UUID.
     (etc / "machine-id").write_text("")
     (rootfs / "var/lib/dbus/machine-id").unlink(missing_ok=True)
@@ -255,6 +274,23 @@ def fix_up(rootfs: Path) -> None:
     run([*systemctl, "mask", *MASKED_UNITS], "masking units in the image")
 
 
+def _drop_docs(rootfs: Path) -> None:
+    """Delete what _DPKG_NODOC excludes from the packages debootstrap already unpacked."""
+    _write(rootfs / "etc/dpkg/dpkg.cfg.d/gestic-nodoc", _DPKG_NODOC)
+    share = rootfs / "usr/share"
+    # Some doc dirs are symlinks to another package's: only walk the real ones.
+    docs = [d for d in (share / "doc").glob("*") if d.is_dir() and not d.is_symlink()]
+    doomed = [*(share / "man").glob("*"), *(share / "locale").glob("*")]
+    doomed += [entry for doc in docs for entry in doc.iterdir()]
+    for entry in doomed:
+        if entry.name in ("copyright", "locale.alias"):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -262,7 +298,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def _write_marker(
-    image: Path, suite: str, packages: Sequence[str], mirror: str, seconds: float
+    image: Path, *, suite: str, packages: Sequence[str], mirror: str, seconds: float
 ) -> None:
     meta = {
         "recipe": RECIPE_VERSION,
