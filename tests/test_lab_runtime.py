@@ -182,9 +182,11 @@ def test_hosts_file_names_every_lab_host() -> None:
     text = host.hosts_file("web-p1", {"web-p1": "10.213.1.11", "db-p1": "10.213.1.12"})
     lines = text.splitlines()
     assert lines[0] == "127.0.0.1\tlocalhost"
-    assert "127.0.1.1\tweb-p1" in lines
+    assert not any(line.startswith("127.0.1.1") for line in lines)
     assert "10.213.1.12\tdb-p1" in lines
     assert "10.213.1.11\tweb-p1" in lines
+    # a host the lab does not list still resolves its own name
+    assert "127.0.1.1\tsolo" in host.hosts_file("solo", {}).splitlines()
 
 
 def test_host_pid_is_none_without_pidfile_or_for_a_foreign_pid(tmp_path: Path) -> None:

@@ -205,10 +205,15 @@ def process_tree(pid: int) -> list[int]:
 
 
 def hosts_file(name: str, etc_hosts: Mapping[str, str]) -> str:
-    """/etc/hosts for a host: loopback names, its own name, then every lab host."""
+    """/etc/hosts for a host: loopback names, then every lab host (its own name included).
+
+    127.0.1.1 names the host only when the lab does not list it: a host's name must resolve to
+    its lab address, or services that bind to their hostname would listen on loopback.
+    """
+    own = [] if name in etc_hosts else [f"127.0.1.1\t{name}"]
     lines = [
         "127.0.0.1\tlocalhost",
-        f"127.0.1.1\t{name}",
+        *own,
         "::1\tlocalhost ip6-localhost ip6-loopback",
         *(f"{etc_hosts[other]}\t{other}" for other in sorted(etc_hosts)),
     ]
