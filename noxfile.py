@@ -1,4 +1,4 @@
-"""Entry points: `nox -s demo` (the main job on the lab) and `nox -s tests`, plus lint, bench, engine.
+"""Entry points: `nox -s demo` (main job on the lab), `nox -s tests`; also lint, bench, engine.
 
 Each session installs what it needs: the Debian packages the lab uses (as root), the project in
 its virtualenv, and the Pulumi engine built from the Go module proxy into the shared cache.
@@ -19,8 +19,19 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests"]
 
 ROOT = Path(__file__).parent
-DEBIAN_PACKAGES = ("debootstrap", "systemd-container", "iproute2", "netcat-openbsd", "openssh-client")
-CACHE = Path(os.environ.get("GESTIC_CACHE_DIR", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gestic"))
+DEBIAN_PACKAGES = (
+    "debootstrap",
+    "systemd-container",
+    "iproute2",
+    "netcat-openbsd",
+    "openssh-client",
+)
+CACHE = Path(
+    os.environ.get(
+        "GESTIC_CACHE_DIR",
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gestic",
+    )
+)
 
 
 def _pulumi_version() -> str:
@@ -33,8 +44,10 @@ def _pulumi_version() -> str:
 
 def _ensure_debian_packages(session: nox.Session) -> None:
     missing = [
-        pkg for pkg in DEBIAN_PACKAGES
-        if "install ok installed" not in subprocess.run(
+        pkg
+        for pkg in DEBIAN_PACKAGES
+        if "install ok installed"
+        not in subprocess.run(
             ["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True, check=False
         ).stdout
     ]
@@ -50,7 +63,16 @@ def _ensure_debian_packages(session: nox.Session) -> None:
     session.log(f"installing Debian packages: {' '.join(missing)}")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run("apt-get", "update", "-q", external=True, env=env)
-    session.run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, external=True, env=env)
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        *missing,
+        external=True,
+        env=env,
+    )
 
 
 def _ensure_root(session: nox.Session) -> None:
@@ -71,8 +93,11 @@ def _ensure_engine(session: nox.Session) -> Path:
             return engine
     session.log(f"building the Pulumi engine v{version} into {bin_dir}")
     session.run(
-        "bash", str(ROOT / "tools" / "build-pulumi-engine.sh"), str(bin_dir),
-        external=True, env={"PULUMI_ENGINE_VERSION": version},
+        "bash",
+        str(ROOT / "tools" / "build-pulumi-engine.sh"),
+        str(bin_dir),
+        external=True,
+        env={"PULUMI_ENGINE_VERSION": version},
     )
     return engine
 
@@ -119,7 +144,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks of the lab (image build, up, no-op up, destroy, memory); writes bench/results.json."""
+    """Lab benchmarks (image, up, no-op up, destroy, memory): writes bench/results.json."""
     _ensure_root(session)
     _ensure_debian_packages(session)
     _install(session)

@@ -44,14 +44,18 @@ def bench_image(packages: tuple[str, ...], cold: bool) -> dict[str, Any]:
     if cold:
         with tempfile.TemporaryDirectory(prefix="gestic-bench-image-") as tmp:
             result["cold_s"], rootfs = _timed(
-                "image build (cold)", lambda: lab_image.ensure_image(cache_dir=Path(tmp), packages=packages)
+                "image build (cold)",
+                lambda: lab_image.ensure_image(cache_dir=Path(tmp), packages=packages),
             )
             result["size_bytes"] = sum(
-                f.lstat().st_size for f in Path(rootfs).rglob("*") if f.is_file() and not f.is_symlink()
+                f.lstat().st_size
+                for f in Path(rootfs).rglob("*")
+                if f.is_file() and not f.is_symlink()
             )
     lab_image.ensure_image(cache_dir=cache_dir(), packages=packages)
     result["cached_s"], _ = _timed(
-        "image build (cached)", lambda: lab_image.ensure_image(cache_dir=cache_dir(), packages=packages)
+        "image build (cached)",
+        lambda: lab_image.ensure_image(cache_dir=cache_dir(), packages=packages),
     )
     return result
 
@@ -72,14 +76,21 @@ def bench_lab(state: Path) -> dict[str, Any]:
             if (pid := lab_host.host_pid(state_dir=settings.state_dir, name=name)) is not None
         ]
         out["memory_per_host_bytes"] = {
-            "mean": statistics.mean(memory), "min": min(memory), "max": max(memory), "n": len(memory)
+            "mean": statistics.mean(memory),
+            "min": min(memory),
+            "max": max(memory),
+            "n": len(memory),
         }
         out["noop_up_s"], noop = _timed("second up (no-op)", lambda: stack.run("up"))
         out["noop_up_changes"] = noop.changes
     finally:
         out["destroy_s"], _ = _timed("destroy", lambda: stack.run("destroy"))
         rest = leftovers(lab=settings.lab, lab_state_dir=settings.state_dir)
-        out["left_behind"] = {"namespaces": rest.namespaces, "mounts": rest.mounts, "processes": rest.processes}
+        out["left_behind"] = {
+            "namespaces": rest.namespaces,
+            "mounts": rest.mounts,
+            "processes": rest.processes,
+        }
     return out
 
 
@@ -96,7 +107,11 @@ def main() -> None:
         lab = bench_lab(Path(state))
     results = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+        },
         "image": image,
         "lab": lab,
         "goals": GOALS,

@@ -33,7 +33,9 @@ def test_validate_bad_inventory_exits_nonzero_naming_file(lab_inventory: Path) -
     hosts.write_text(hosts.read_text().replace("10.213.2.21", "10.213.9.21"))
     proc = subprocess.run(
         [sys.executable, "-m", "gestic", "--inventory", str(lab_inventory), "validate"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 1
     assert f"{hosts}:" in proc.stdout

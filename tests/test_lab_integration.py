@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -82,9 +81,11 @@ def test_converge_reaches_every_host_and_is_idempotent(ctx: Context) -> None:
     assert set(first.per_host) == set(ctx.model.hosts)
     assert first.changed > 0
     second = _converge(ctx)
-    assert second.ok and second.changed == 0, second.changed_tasks
+    assert second.ok
+    assert second.changed == 0, second.changed_tasks
     check = _converge(ctx, check=True)
-    assert check.ok and check.changed == 0, check.changed_tasks
+    assert check.ok
+    assert check.changed == 0, check.changed_tasks
 
 
 def test_verify_passes_on_every_host(ctx: Context) -> None:

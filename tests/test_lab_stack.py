@@ -30,7 +30,9 @@ class Recorder(pulumi.runtime.Mocks):
             outputs["public_key"] = "ssh-ed25519 AAAA test"
         return f"{args.name}-id", outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None
 
 
@@ -43,7 +45,7 @@ def model() -> Model:
 def declared(model: Model) -> dict[str, dict[str, Any]]:
     mocks = Recorder()
     pulumi.runtime.set_mocks(mocks, preview=False)
-    from gestic.lab.program import lab_program, settings_for  # after set_mocks
+    from gestic.lab.program import lab_program, settings_for  # noqa: PLC0415 (after set_mocks)
 
     settings = settings_for(model, state_dir=Path("/state"), cache_dir=Path("/cache"), lab="t1")
 
@@ -55,7 +57,9 @@ def declared(model: Model) -> dict[str, dict[str, Any]]:
     return mocks.resources
 
 
-def test_every_host_is_a_machine_on_its_site(model: Model, declared: dict[str, dict[str, Any]]) -> None:
+def test_every_host_is_a_machine_on_its_site(
+    model: Model, declared: dict[str, dict[str, Any]]
+) -> None:
     for host in model.hosts.values():
         machine = declared[f"{host.name}-machine"]
         assert machine["type"] == "pulumi-python:dynamic:Resource"
@@ -71,7 +75,9 @@ def test_every_host_is_a_machine_on_its_site(model: Model, declared: dict[str, d
         assert inputs["etc_hosts"] == {h.name: str(h.address) for h in model.hosts.values()}
 
 
-def test_one_segment_per_site_with_gateway(model: Model, declared: dict[str, dict[str, Any]]) -> None:
+def test_one_segment_per_site_with_gateway(
+    model: Model, declared: dict[str, dict[str, Any]]
+) -> None:
     segments = {n: r for n, r in declared.items() if n.endswith("-segment")}
     assert set(segments) == {f"{s}-segment" for s in model.sites}
     for site in model.sites.values():
@@ -81,7 +87,9 @@ def test_one_segment_per_site_with_gateway(model: Model, declared: dict[str, dic
 def test_components_group_the_datacenter(model: Model, declared: dict[str, dict[str, Any]]) -> None:
     assert declared["t1"]["type"] == "gestic:lab:Datacenter"
     assert {n for n, r in declared.items() if r["type"] == "gestic:lab:LabHost"} == set(model.hosts)
-    assert {n for n, r in declared.items() if r["type"] == "gestic:lab:SiteNetwork"} == set(model.sites)
+    assert {n for n, r in declared.items() if r["type"] == "gestic:lab:SiteNetwork"} == set(
+        model.sites
+    )
 
 
 def test_image_carries_model_packages(declared: dict[str, dict[str, Any]]) -> None:

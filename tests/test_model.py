@@ -39,8 +39,10 @@ def test_lab_inventory_loads() -> None:
     assert model.hosts["db-p1"].groups == ("db", "principal")
     assert str(model.sites["alterno"].gateway) == "10.213.2.1/24"
     tier1 = [s for s in model.services.values() if s.tier == 1]
-    assert tier1 and all(s.dr_hosts for s in tier1)
-    assert model.lab is not None and model.lab.name == "lab"
+    assert tier1
+    assert all(s.dr_hosts for s in tier1)
+    assert model.lab is not None
+    assert model.lab.name == "lab"
 
 
 def test_production_inventory_loads() -> None:
@@ -52,7 +54,11 @@ def test_production_inventory_loads() -> None:
 def test_missing_field_names_file_and_line(lab_inventory: Path) -> None:
     hosts = lab_inventory / "hosts.yml"
     line = _line_of(hosts, "web-p1:")
-    _edit(hosts, "          gestic_owner: infraestructura\n", "", )
+    _edit(
+        hosts,
+        "          gestic_owner: infraestructura\n",
+        "",
+    )
     problems = _problems(lab_inventory)
     assert problems == [
         f"{hosts}:{line}: inventory.all.children.principal.hosts.web-p1: "
@@ -62,7 +68,11 @@ def test_missing_field_names_file_and_line(lab_inventory: Path) -> None:
 
 def test_duplicate_host_key_is_reported_with_line(lab_inventory: Path) -> None:
     hosts = lab_inventory / "hosts.yml"
-    _edit(hosts, "        db-p1:\n", "        web-p1:\n          gestic_address: 10.213.1.12\n        db-p1:\n")
+    _edit(
+        hosts,
+        "        db-p1:\n",
+        "        web-p1:\n          gestic_address: 10.213.1.12\n        db-p1:\n",
+    )
     problems = _problems(lab_inventory)
     assert len(problems) == 1
     assert problems[0].startswith(f"{hosts}:")
@@ -101,8 +111,14 @@ def test_wrong_type_and_unknown_key(lab_inventory: Path) -> None:
     _edit(services, "    tier: 2\n", "    tier: dos\n    colour: red\n")
     problems = _problems(lab_inventory)
     tier_line = _line_of(services, "tier: dos")
-    assert any(p.startswith(f"{services}:{tier_line}: gestic_services.transferencia.tier") for p in problems)
-    assert any("gestic_services.transferencia.colour: Extra inputs are not permitted" in p for p in problems)
+    assert any(
+        p.startswith(f"{services}:{tier_line}: gestic_services.transferencia.tier")
+        for p in problems
+    )
+    assert any(
+        "gestic_services.transferencia.colour: Extra inputs are not permitted" in p
+        for p in problems
+    )
 
 
 def test_unknown_references(lab_inventory: Path) -> None:

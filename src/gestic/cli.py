@@ -47,7 +47,11 @@ def cli(ctx: click.Context, inventory: Path | None) -> None:
 @click.pass_obj
 def validate(obj: Context) -> None:
     """Check the model (inventory) and report every problem with its file and line."""
-    model = _ctx(obj).model
+    _validate(_ctx(obj))
+
+
+def _validate(obj: Context) -> None:
+    model = obj.model
     console.print(
         f"[green]ok[/] {obj.inventory}: {len(model.sites)} sites, {len(model.hosts)} hosts, "
         f"{len(model.services)} services, {len(model.backup_policies)} backup policies"
@@ -108,7 +112,10 @@ def lab() -> None:
 @click.pass_obj
 def status(obj: Context) -> None:
     """Hosts of the lab: site, address, process and SSH reachability."""
-    obj = _ctx(obj)
+    _print_status(_ctx(obj))
+
+
+def _print_status(obj: Context) -> None:
     settings = obj.lab_stack.settings
     table = Table(title=f"lab '{settings.lab}'")
     for col in ("host", "site", "address", "pid", "ssh", "state"):
@@ -116,7 +123,9 @@ def status(obj: Context) -> None:
     rows = host_statuses(obj.model, lab=settings.lab, lab_state_dir=settings.state_dir)
     for row in rows:
         state = "[green]up[/]" if row.up else "[red]down[/]"
-        table.add_row(row.name, row.site, row.address, str(row.pid or "-"), "yes" if row.ssh else "no", state)
+        table.add_row(
+            row.name, row.site, row.address, str(row.pid or "-"), "yes" if row.ssh else "no", state
+        )
     console.print(table)
     rest = leftovers(lab=settings.lab, lab_state_dir=settings.state_dir)
     console.print(
@@ -125,7 +134,9 @@ def status(obj: Context) -> None:
     )
 
 
-def _converge(obj: Context, *, check: bool, diff: bool, limit: str | None, tags: str | None) -> ConvergeResult:
+def _converge(
+    obj: Context, *, check: bool, diff: bool, limit: str | None, tags: str | None
+) -> ConvergeResult:
     obj.access.write(obj.model)
     kind = "converge.check" if check else "converge"
     with obj.ledger.record(kind=kind, target=obj.lab_stack.name) as run:
@@ -142,7 +153,9 @@ def _converge(obj: Context, *, check: bool, diff: bool, limit: str | None, tags:
             on_event=lambda line: console.print(line, markup=False),
         )
         run.changed = result.changed
-        run.summary = f"{len(result.per_host)} hosts, changed={result.changed}, failed={result.failed_hosts}"
+        run.summary = (
+            f"{len(result.per_host)} hosts, changed={result.changed}, failed={result.failed_hosts}"
+        )
         run.add_details(per_host=result.per_host, changed_tasks=result.changed_tasks)
         if not result.ok:
             run.fail(run.summary)
@@ -155,7 +168,10 @@ def _print_converge(result: ConvergeResult) -> None:
     for col in ("host", "ok", "changed", "failed", "unreachable", "skipped"):
         table.add_column(col)
     for host, c in sorted(result.per_host.items()):
-        table.add_row(host, *(str(c.get(k, 0)) for k in ("ok", "changed", "failures", "unreachable", "skipped")))
+        table.add_row(
+            host,
+            *(str(c.get(k, 0)) for k in ("ok", "changed", "failures", "unreachable", "skipped")),
+        )
     console.print(table)
 
 
@@ -201,21 +217,30 @@ def verify(obj: Context) -> None:
 @cli.command()
 @click.pass_obj
 def demo(obj: Context) -> None:
-    """The main job on the lab: validate, provision, converge, verify (twice: idempotence)."""
+    """The main job on the lab: validate, provision, converge, verify, check idempotence."""
     obj = _ctx(obj)
-    steps = [
-        ("validate the model", lambda: obj.model),
-        ("provision the lab datacenter (pulumi up)", lambda: _print_changes(_infra(obj, "up", quiet=True))),
-        ("configure the hosts (ansible)", lambda: _require(_converge(obj, check=False, diff=False, limit=None, tags=None).ok, "converge")),
-        ("verify the hosts (testinfra)", lambda: _require(_verify(obj).ok, "verify")),
-        ("check idempotence (second pulumi up)", lambda: _require(_infra(obj, "up", quiet=True).changed == 0, "second up changed resources")),
-        ("check idempotence (second converge)", lambda: _require(_converge(obj, check=False, diff=False, limit=None, tags=None).changed == 0, "second converge changed tasks")),
-    ]
-    for i, (title, step) in enumerate(steps, 1):
-        console.rule(f"[bold]{i}/{len(steps)} {title}")
-        step()
+    total = 6
+    _step(1, total, "validate the model")
+    _validate(obj)
+    _step(2, total, "provision the lab datacenter (pulumi up)")
+    _print_changes(_infra(obj, "up", quiet=True))
+    _step(3, total, "configure the hosts (ansible)")
+    _require(_converge(obj, check=False, diff=False, limit=None, tags=None).ok, "converge")
+    _step(4, total, "verify the hosts (testinfra)")
+    _require(_verify(obj).ok, "verify")
+    _step(5, total, "check idempotence: a second pulumi up changes nothing")
+    second_up = _infra(obj, "up", quiet=True)
+    _print_changes(second_up)
+    _require(second_up.changed == 0, "the second pulumi up changed resources")
+    _step(6, total, "check idempotence: a second converge changes nothing")
+    second = _converge(obj, check=False, diff=False, limit=None, tags=None)
+    _require(second.ok and second.changed == 0, "the second converge changed tasks")
     console.rule("[bold green]demo complete")
-    status.callback()  # type: ignore[misc]
+    _print_status(obj)
+
+
+def _step(number: int, total: int, title: str) -> None:
+    console.rule(f"[bold]{number}/{total} {title}")
 
 
 def _require(ok: bool, what: str) -> None:
@@ -239,9 +264,15 @@ def runs(obj: Context, kind: str | None, limit: int, as_json: bool) -> None:
         table.add_column(col)
     for r in obj.ledger.runs(kind=kind, limit=limit):
         table.add_row(
-            str(r.id), r.kind, r.target, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            str(r.id),
+            r.kind,
+            r.target,
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}",
             f"{r.duration_s:.1f}" if r.duration_s is not None else "-",
-            r.status, str(r.changed if r.changed is not None else "-"), (r.commit or "-")[:12], r.summary[:60],
+            r.status,
+            str(r.changed if r.changed is not None else "-"),
+            (r.commit or "-")[:12],
+            r.summary[:60],
         )
     console.print(table)
 

@@ -25,7 +25,9 @@ class Context:
     def from_env(cls, inventory: Path | None = None) -> Context:
         root = repo_root()
         return cls(
-            inventory=(inventory or Path(os.environ.get("GESTIC_INVENTORY", root / "inventory" / "lab"))).resolve(),
+            inventory=(
+                inventory or Path(os.environ.get("GESTIC_INVENTORY", root / "inventory" / "lab"))
+            ).resolve(),
             state=state_dir(),
             cache=cache_dir(),
             lab_name=os.environ.get("GESTIC_LAB_NAME") or None,
@@ -45,7 +47,9 @@ class Context:
 
     @cached_property
     def lab_stack(self) -> LabStack:
-        return LabStack(model=self.model, state_dir=self.state, cache_dir=self.cache, lab_name=self.lab_name)
+        return LabStack(
+            model=self.model, state_dir=self.state, cache_dir=self.cache, lab_name=self.lab_name
+        )
 
     @cached_property
     def access(self) -> LabAccess:

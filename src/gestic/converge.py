@@ -96,7 +96,10 @@ def run_playbook(
         if event.get("event") == "runner_on_ok" and data.get("res", {}).get("changed"):
             changed_tasks.append({"host": data.get("host"), "task": data.get("task")})
         if on_event is not None and event.get("event") in {
-            "playbook_on_play_start", "runner_on_ok", "runner_on_failed", "runner_on_unreachable",
+            "playbook_on_play_start",
+            "runner_on_ok",
+            "runner_on_failed",
+            "runner_on_unreachable",
         }:
             on_event(_describe(event))
         return True
@@ -138,7 +141,11 @@ def _describe(event: dict[str, Any]) -> str:
     kind = event.get("event", "")
     if kind == "playbook_on_play_start":
         return f"play: {data.get('play', '')}"
-    verdict = {"runner_on_ok": "ok", "runner_on_failed": "FAILED", "runner_on_unreachable": "UNREACHABLE"}
+    verdict = {
+        "runner_on_ok": "ok",
+        "runner_on_failed": "FAILED",
+        "runner_on_unreachable": "UNREACHABLE",
+    }
     state = verdict.get(kind, kind)
     if state == "ok" and data.get("res", {}).get("changed"):
         state = "changed"

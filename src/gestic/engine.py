@@ -66,7 +66,9 @@ def ensure_launchers(bin_dir: Path) -> None:
 def engine_env(engine: Path) -> dict[str, str]:
     """Environment for engine runs: its launchers and this interpreter first on PATH."""
     ensure_launchers(engine.parent)
-    path = os.pathsep.join([str(engine.parent), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    path = os.pathsep.join(
+        [str(engine.parent), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+    )
     return {
         "PATH": path,
         "GESTIC_PYTHON": sys.executable,

@@ -44,7 +44,9 @@ class OpResult:
 
 
 def _passphrase_env(state_dir: Path) -> dict[str, str]:
-    if os.environ.get("PULUMI_CONFIG_PASSPHRASE") or os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+    if os.environ.get("PULUMI_CONFIG_PASSPHRASE") or os.environ.get(
+        "PULUMI_CONFIG_PASSPHRASE_FILE"
+    ):
         return {}
     file = state_dir / "pulumi" / "passphrase"
     if not file.is_file():
@@ -95,7 +97,9 @@ class LabStack:
             pulumi_home=env["PULUMI_HOME"],
             env_vars=env,
             secrets_provider="passphrase",
-            pulumi_command=auto.PulumiCommand(root=str(engine.parent.parent), skip_version_check=True),
+            pulumi_command=auto.PulumiCommand(
+                root=str(engine.parent.parent), skip_version_check=True
+            ),
             project_settings=auto.ProjectSettings(
                 name="gestic-lab",
                 runtime="python",
@@ -123,10 +127,17 @@ class LabStack:
                 changes = dict(preview.change_summary)
                 outputs: dict[str, Any] = {}
             else:
-                call = {"up": stack.up, "refresh": stack.refresh, "destroy": stack.destroy}[operation]
-                result = call(on_output=on_output)
-                changes = dict(result.summary.resource_changes or {})
-                outputs = {k: v.value for k, v in getattr(result, "outputs", {}).items()}
+                if operation == "up":
+                    up = stack.up(on_output=on_output)
+                    summary = up.summary
+                    outputs = {k: v.value for k, v in up.outputs.items()}
+                elif operation == "refresh":
+                    summary = stack.refresh(on_output=on_output).summary
+                    outputs = {}
+                else:
+                    summary = stack.destroy(on_output=on_output).summary
+                    outputs = {}
+                changes = dict(summary.resource_changes or {})
         except auto.CommandError as exc:
             raise EngineError(f"pulumi {operation} of stack '{self.name}' failed:\n{exc}") from exc
         return OpResult(

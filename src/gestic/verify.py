@@ -33,7 +33,9 @@ class VerifyResult:
 def _summary(junit: Path, duration: float) -> VerifyResult:
     root = ET.parse(junit).getroot()
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    counts = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+    counts = {
+        k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")
+    }
     failed = [
         f"{case.get('classname', '')}::{case.get('name', '')}"
         for case in root.iter("testcase")
@@ -61,12 +63,20 @@ def run_verify(
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     junit = artifacts_dir / f"verify-{int(time.time())}.xml"
     cmd = [
-        sys.executable, "-m", "pytest", str(checks_dir),
-        "--hosts", ",".join(f"ssh://{h}" for h in targets),
-        "--ssh-config", str(access.ssh_config),
-        "-p", "no:cacheprovider",
-        "--rootdir", str(checks_dir),
-        "-q", "--no-header",
+        sys.executable,
+        "-m",
+        "pytest",
+        str(checks_dir),
+        "--hosts",
+        ",".join(f"ssh://{h}" for h in targets),
+        "--ssh-config",
+        str(access.ssh_config),
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(checks_dir),
+        "-q",
+        "--no-header",
         f"--junitxml={junit}",
     ]
     env = {**os.environ, "GESTIC_INVENTORY": str(inventory)}

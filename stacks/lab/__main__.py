@@ -1,7 +1,5 @@
 """The lab stack as a plain Pulumi program (gestic runs the same program inline)."""
 
-from pathlib import Path
-
 from gestic.lab.program import lab_program, settings_for
 from gestic.model import load_model
 from gestic.paths import cache_dir, repo_root, state_dir

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
-from pulumi.dynamic import Resource
+from pulumi.dynamic import Resource, ResourceProvider
 
 from gestic.lab import providers
 from gestic.model import Host, Model, Site
@@ -28,7 +28,7 @@ class _Dynamic(Resource):
 
     def __init__(
         self,
-        provider: providers.ResourceProvider,
+        provider: ResourceProvider,
         name: str,
         props: dict[str, object],
         outputs: tuple[str, ...],
@@ -65,9 +65,11 @@ class LabHostArgs:
 
 
 class LabHost(pulumi.ComponentResource):
-    """A host of the model as a real Linux host: own network namespace and systemd, SSH-reachable."""
+    """A model host as a real Linux host: own network namespace and systemd, reachable by SSH."""
 
-    def __init__(self, args: LabHostArgs, *, network: SiteNetwork, opts: pulumi.ResourceOptions) -> None:
+    def __init__(
+        self, args: LabHostArgs, *, network: SiteNetwork, opts: pulumi.ResourceOptions
+    ) -> None:
         super().__init__("gestic:lab:LabHost", args.host.name, None, opts)
         s = args.settings
         self.machine = _Dynamic(
@@ -94,24 +96,35 @@ class LabHost(pulumi.ComponentResource):
 class LabDatacenter(pulumi.ComponentResource):
     """The whole lab: image, key pair, router, one network per site and every host."""
 
-    def __init__(self, model: Model, settings: LabSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, model: Model, settings: LabSettings, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("gestic:lab:Datacenter", settings.lab, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         image = _Dynamic(
             providers.HostImageProvider(),
             "host-image",
-            {"suite": settings.suite, "packages": list(settings.packages), "cache_dir": str(settings.cache_dir)},
+            {
+                "suite": settings.suite,
+                "packages": list(settings.packages),
+                "cache_dir": str(settings.cache_dir),
+            },
             ("rootfs", "present"),
             child,
         )
         key = _Dynamic(
             providers.KeyPairProvider(),
             "ssh-key",
-            {"path": str(settings.state_dir / "id_ed25519"), "comment": f"gestic-lab-{settings.lab}"},
+            {
+                "path": str(settings.state_dir / "id_ed25519"),
+                "comment": f"gestic-lab-{settings.lab}",
+            },
             ("public_key", "present"),
             child,
         )
-        router = _Dynamic(providers.RouterProvider(), "router", {"lab": settings.lab}, ("present",), child)
+        router = _Dynamic(
+            providers.RouterProvider(), "router", {"lab": settings.lab}, ("present",), child
+        )
         self.networks = {
             site.name: SiteNetwork(site, lab=settings.lab, router=router, opts=child)
             for site in model.sites.values()

@@ -11,7 +11,9 @@ from gestic.lab.image import IMAGE_PACKAGES
 from gestic.model import Model
 
 
-def settings_for(model: Model, *, state_dir: Path, cache_dir: Path, lab: str | None = None) -> LabSettings:
+def settings_for(
+    model: Model, *, state_dir: Path, cache_dir: Path, lab: str | None = None
+) -> LabSettings:
     """The lab settings for `model`: lab name (overridable, e.g. by tests), dirs and packages."""
     if model.lab is None:
         raise ValueError(f"the '{model.environment}' inventory declares no gestic_lab")

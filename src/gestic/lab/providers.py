@@ -22,10 +22,10 @@ from pulumi.dynamic import (
 )
 
 from gestic.errors import LabError
-from gestic.lab.access import LabAccess
 from gestic.lab import host as lab_host
 from gestic.lab import image as lab_image
 from gestic.lab import network as lab_network
+from gestic.lab.access import LabAccess
 
 Props = dict[str, Any]
 
@@ -34,8 +34,10 @@ def _changed(olds: Props, news: Props, keys: tuple[str, ...]) -> list[str]:
     return [k for k in keys if olds.get(k) != news.get(k)]
 
 
-def _diff(olds: Props, news: Props, *, replace: tuple[str, ...], update: tuple[str, ...]) -> DiffResult:
-    """A diff that replaces on identity inputs and updates on the rest or when the object is gone."""
+def _diff(
+    olds: Props, news: Props, *, replace: tuple[str, ...], update: tuple[str, ...]
+) -> DiffResult:
+    """Replace on identity inputs; update on the others or when the object is gone."""
     replaces = _changed(olds, news, replace)
     updates = _changed(olds, news, update)
     gone = olds.get("present") is False or olds.get("running") is False
@@ -62,7 +64,7 @@ class HostImageProvider(ResourceProvider):
         return CreateResult(id_=image_id, outs=self._build(props))
 
     def read(self, id_: str, props: Props) -> ReadResult:
-        rootfs = props.get("rootfs")
+        rootfs = str(props.get("rootfs") or "")
         present = bool(rootfs) and (Path(rootfs).parent / lab_image.MARKER).is_file()
         return ReadResult(id_=id_, outs={**props, "present": present})
 
@@ -84,7 +86,18 @@ class KeyPairProvider(ResourceProvider):
         key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not key.is_file():
             subprocess.run(
-                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", props["comment"], "-f", str(key)],
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    props["comment"],
+                    "-f",
+                    str(key),
+                ],
                 check=True,
             )
         public = Path(f"{key}.pub").read_text().strip()

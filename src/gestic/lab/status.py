@@ -28,7 +28,9 @@ def host_statuses(model: Model, *, lab: str, lab_state_dir: Path) -> list[HostSt
     result = []
     for host in sorted(model.hosts.values(), key=lambda h: (h.site, h.name)):
         pid = lab_host.host_pid(state_dir=lab_state_dir, name=host.name)
-        ssh = router_up and pid is not None and lab_network.tcp_reachable(lab, host.address, 22, 1.0)
+        ssh = (
+            router_up and pid is not None and lab_network.tcp_reachable(lab, host.address, 22, 1.0)
+        )
         result.append(
             HostStatus(name=host.name, site=host.site, address=str(host.address), pid=pid, ssh=ssh)
         )

@@ -147,9 +147,9 @@ def _hosts(
     return hosts
 
 
-def _cross_check(model_parts: dict[str, Any], problems: _Problems, keys: dict[str, Key]) -> None:
-    sites: dict[str, Site] = model_parts["sites"]
-    hosts: dict[str, Host] = model_parts["hosts"]
+def _cross_check(model: Model, problems: _Problems, keys: dict[str, Key]) -> None:
+    """Rules across sections: addresses within sites, references resolve, networks apart."""
+    sites, hosts = model.sites, model.hosts
     seen: dict[Any, str] = {}
     for host in hosts.values():
         key = keys[host.name]
@@ -168,14 +168,12 @@ def _cross_check(model_parts: dict[str, Any], problems: _Problems, keys: dict[st
                 (*key, "gestic_address"), f"address {host.address} is also used by host '{other}'"
             )
         seen[host.address] = host.name
-    for svc in model_parts["services"].values():
+    for svc in model.services.values():
         for field in ("hosts", "dr_hosts"):
             for i, ref in enumerate(getattr(svc, field)):
                 if ref not in keys:  # declared, even if invalid (reported on its own)
-                    problems.add(
-                        ("gestic_services", svc.name, field, i), f"unknown host '{ref}'"
-                    )
-        if svc.backup.policy not in model_parts["backup_policies"]:
+                    problems.add(("gestic_services", svc.name, field, i), f"unknown host '{ref}'")
+        if svc.backup.policy not in model.backup_policies:
             problems.add(
                 ("gestic_services", svc.name, "backup", "policy"),
                 f"unknown backup policy '{svc.backup.policy}'",
@@ -188,7 +186,7 @@ def _cross_check(model_parts: dict[str, Any], problems: _Problems, keys: dict[st
                     ("gestic_sites", b.name, "network"),
                     f"network {b.network} overlaps site '{a.name}' ({a.network})",
                 )
-    lab: Lab | None = model_parts["lab"]
+    lab = model.lab
     if lab is not None:
         for site in sites_list:
             if not site.network.subnet_of(lab.range):
@@ -242,14 +240,17 @@ def load_model(
     if "gestic_lab" in settings:
         lab = _validate(Lab, settings["gestic_lab"], ("gestic_lab",), problems)
     hosts = _hosts(raw_hosts, sites, problems)
-    parts = {
-        "sites": sites, "hosts": hosts, "services": services,
-        "backup_policies": policies, "lab": lab,
-    }
-    _cross_check(parts, problems, {n: e["key"] for n, e in raw_hosts.items()})
+    model = Model(
+        environment=root.name,
+        sites=sites,
+        hosts=hosts,
+        services=services,
+        backup_policies=policies,
+        lab=lab,
+    )
+    _cross_check(model, problems, {n: e["key"] for n, e in raw_hosts.items()})
     if problems.items:
         raise ModelError(problems.items)
-    model = Model(environment=root.name, **parts)
     if check_machine and (route_problems := check_routes(model, routes)):
         origin = smap.locate(("gestic_lab", "range"))
         raise ModelError([f"{origin}: {p}" for p in route_problems])

@@ -14,7 +14,9 @@ def _from_proc(path: Path = Path("/proc/net/route")) -> list[IPv4Network]:
     for line in path.read_text().splitlines()[1:]:
         fields = line.split()
         dest, mask = (bytes.fromhex(f)[::-1] for f in (fields[1], fields[7]))
-        network = IPv4Network((int.from_bytes(dest, "big"), bin(int.from_bytes(mask, "big")).count("1")))
+        network = IPv4Network(
+            (int.from_bytes(dest, "big"), bin(int.from_bytes(mask, "big")).count("1"))
+        )
         if network.prefixlen:
             routes.append(network)
     return routes
@@ -26,7 +28,10 @@ def machine_routes() -> list[IPv4Network]:
     if ip is None:
         return _from_proc()
     out = subprocess.run(
-        [ip, "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True, check=False
+        [ip, "-j", "-4", "route", "show", "table", "all"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         return _from_proc()

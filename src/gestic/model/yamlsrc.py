@@ -57,8 +57,7 @@ def _construct(
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _construct(item, file, (*prefix, i), smap, scalars)
-            for i, item in enumerate(node.value)
+            _construct(item, file, (*prefix, i), smap, scalars) for i, item in enumerate(node.value)
         ]
     return scalars.construct_object(node, deep=True)
 
