@@ -139,7 +139,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
-    session.run("ansible-lint", "--profile", "production", "playbooks/")
+    with session.chdir(ROOT / "playbooks"):  # so playbooks/ansible.cfg (roles_path) applies
+        session.run("ansible-lint", "--profile", "production", ".")
 
 
 @nox.session

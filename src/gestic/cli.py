@@ -150,7 +150,7 @@ def _converge(
             diff=diff,
             limit=limit,
             tags=tags,
-            on_event=lambda line: console.print(line, markup=False),
+            on_event=lambda line: console.print(line, markup=False, soft_wrap=True),
         )
         run.changed = result.changed
         run.summary = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from gestic.errors import AnsibleError
 from gestic.lab.access import LabAccess
 
 EventPrinter = Callable[[str], None]
+# shown as they happen; "ok" tasks are shown only when they changed something
+_REPORTED_EVENTS = {"playbook_on_play_start", "runner_on_failed", "runner_on_unreachable"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,36 +98,38 @@ def run_playbook(
         data = event.get("event_data", {})
         if event.get("event") == "runner_on_ok" and data.get("res", {}).get("changed"):
             changed_tasks.append({"host": data.get("host"), "task": data.get("task")})
-        if on_event is not None and event.get("event") in {
-            "playbook_on_play_start",
-            "runner_on_ok",
-            "runner_on_failed",
-            "runner_on_unreachable",
-        }:
+        kind = event.get("event")
+        changed = kind == "runner_on_ok" and data.get("res", {}).get("changed")
+        if on_event is not None and (changed or kind in _REPORTED_EVENTS):
             on_event(_describe(event))
         return True
 
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    result = ansible_runner.run(
-        private_data_dir=str(artifacts_dir),
-        project_dir=str(playbooks_dir),
-        playbook=playbook,
-        inventory=str(inventory),
-        envvars=ansible_env(access, pipelining=pipelining),
-        extravars=extravars or {},
-        cmdline=cmdline or None,
-        limit=limit,
-        tags=tags,
-        quiet=True,
-        rotate_artifacts=20,
-        event_handler=handle,
-    )
+    # a fresh private data dir per run: ansible-runner keeps env/ files there that would
+    # otherwise carry one lab's settings into the next run
+    with tempfile.TemporaryDirectory(prefix="gestic-ansible-") as private:
+        result = ansible_runner.run(
+            private_data_dir=private,
+            artifact_dir=str(artifacts_dir),
+            project_dir=str(playbooks_dir),
+            playbook=playbook,
+            inventory=str(inventory),
+            envvars=ansible_env(access, pipelining=pipelining),
+            extravars=extravars or {},
+            cmdline=cmdline or None,
+            limit=limit,
+            tags=tags,
+            quiet=True,
+            rotate_artifacts=20,
+            event_handler=handle,
+        )
+        stdout_tail = result.stdout.read().splitlines()[-15:] if result.rc != 0 else []
     if result.status not in {"successful", "failed"}:
         raise AnsibleError(f"ansible-playbook {playbook} did not complete: status {result.status}")
     per_host = _per_host(result.stats)
     if result.rc != 0 and not per_host:
-        tail = "\n".join(result.stdout.read().splitlines()[-15:])
+        tail = "\n".join(stdout_tail)
         raise AnsibleError(f"ansible-playbook {playbook} failed before reaching any host:\n{tail}")
     return ConvergeResult(
         status=result.status,
