@@ -250,7 +250,7 @@ def _ssh(lab: str, key: Path, address: IPv4Address, command: str) -> str:
         ["ip", "netns", "exec", names.router_netns(lab), "ssh", "-i", str(key),
          "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
          "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-         f"root@{address}", command],
+         f"{image.AUTOMATION_USER}@{address}", command],
         check=True, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     return done.stdout.strip()

@@ -71,6 +71,7 @@ def run_verify(
         ",".join(f"ssh://{h}" for h in targets),
         "--ssh-config",
         str(access.ssh_config),
+        "--sudo",  # log in as the automation account, check as root
         "-p",
         "no:cacheprovider",
         "--rootdir",

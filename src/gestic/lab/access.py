@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gestic.lab import names
+from gestic.lab.image import AUTOMATION_USER
 from gestic.model import Model
 
 
@@ -52,7 +53,7 @@ class LabAccess:
             ]
         lines += [
             "Host *",
-            "  User root",
+            f"  User {AUTOMATION_USER}",
             f"  IdentityFile {self.key}",
             "  IdentitiesOnly yes",
             f"  ProxyCommand ip netns exec {router} nc %h %p",

@@ -25,7 +25,14 @@ from pathlib import Path
 
 from gestic.errors import LabError
 from gestic.lab import names
-from gestic.lab.image import locked, mounts_under, require_root, run
+from gestic.lab.image import (
+    AUTOMATION_UID,
+    AUTOMATION_USER,
+    locked,
+    mounts_under,
+    require_root,
+    run,
+)
 from gestic.lab.network import tcp_reachable
 
 HOSTS = "hosts"
@@ -265,17 +272,19 @@ def _mount_options(point: Path) -> str | None:
 
 
 def _provision(spec: HostSpec) -> None:
-    """Write the host's identity and root's ssh key into its tree."""
+    """Write the host's identity and the automation account's ssh key into its tree."""
     root = spec.host_dir / MERGED
     _write_file(root / "etc/hostname", f"{spec.name}\n", 0o644)
     _write_file(root / "etc/hosts", hosts_file(spec.name, spec.etc_hosts), 0o644)
-    ssh_dir = root / "root/.ssh"
+    ssh_dir = root / "home" / AUTOMATION_USER / ".ssh"
     if ssh_dir.is_symlink():
         ssh_dir.unlink()
     ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     ssh_dir.chmod(0o700)
     keys = spec.authorized_keys.strip() + "\n"
     _write_file(ssh_dir / "authorized_keys", keys, 0o600)
+    for path in (ssh_dir, ssh_dir / "authorized_keys"):
+        os.chown(path, AUTOMATION_UID, AUTOMATION_UID, follow_symlinks=False)
 
 
 def _write_file(path: Path, text: str, mode: int) -> None:

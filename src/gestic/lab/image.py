@@ -21,7 +21,7 @@ from pathlib import Path
 from gestic.errors import LabError, NotRootError
 
 # Bump whenever the recipe below changes, so cached images built by an older recipe are rebuilt.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 4
 
 IMAGE_PACKAGES: tuple[str, ...] = (
     "systemd",
@@ -78,9 +78,26 @@ WantedBy=multi-user.target
 RequiredBy=ssh.service
 """
 
+# The automation account Ansible and testinfra log in as (keys only), with sudo. Root never
+# logs in over SSH; the baseline role keeps it that way.
+AUTOMATION_USER = "gestic"
+AUTOMATION_UID = 990
+
+_SUDOERS_AUTOMATION = f"""\
+# gestic automation account: configuration management runs through sudo.
+{AUTOMATION_USER} ALL=(ALL:ALL) NOPASSWD: ALL
+"""
+
+# The kernel's audit subsystem is not namespaced: auditd cannot run in a container. It is
+# skipped there (not failed) and runs on real hosts; its rules are still managed.
+_AUDITD_IN_CONTAINER = """\
+[Unit]
+ConditionVirtualization=!container
+"""
+
 _SSHD_DROPIN = """\
-# gestic lab hosts: root logs in with keys only.
-PermitRootLogin prohibit-password
+# gestic lab hosts: keys only, no root login.
+PermitRootLogin no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UseDNS no
@@ -268,6 +285,15 @@ def fix_up(rootfs: Path) -> None:
     _write(etc / "systemd/system" / KEYGEN_UNIT, _KEYGEN_UNIT_TEXT)
     _write(etc / "ssh/sshd_config.d/gestic.conf", _SSHD_DROPIN)
     _write(etc / "tmpfiles.d/sshd.conf", _TMPFILES_SSHD)
+    run(
+        ["useradd", "--root", str(rootfs), "--uid", str(AUTOMATION_UID), "--user-group",
+         "--create-home", "--shell", "/bin/bash", "--comment", "gestic automation",
+         AUTOMATION_USER],
+        "creating the automation account in the image",
+    )  # fmt: skip
+    _write(etc / "systemd/system/auditd.service.d/gestic-container.conf", _AUDITD_IN_CONTAINER)
+    _write(etc / "sudoers.d" / AUTOMATION_USER, _SUDOERS_AUTOMATION)
+    (etc / "sudoers.d" / AUTOMATION_USER).chmod(0o440)
     _write(etc / "systemd/journald.conf.d/gestic.conf", _JOURNALD_DROPIN)
     systemctl = ["systemctl", f"--root={rootfs}"]
     run([*systemctl, "enable", KEYGEN_UNIT, "ssh.service"], "enabling units in the image")
