@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from gestic.context import Context
+
+from .labkit import ROOT, Lab, converge
+
 LAB_INVENTORY = ROOT / "inventory" / "lab"
 
 
@@ -20,8 +25,47 @@ def lab_inventory(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One real lab for the whole session: its own name, state dir and ledger; up and converged.
+
+    Destroyed at the end of the session; `test_lab_integration.py::test_destroy_leaves_nothing_
+    behind` runs last and checks nothing is left.
+    """
+    state = tmp_path_factory.mktemp("lab-state")
+    env = {
+        "GESTIC_STATE_DIR": str(state),
+        "GESTIC_LEDGER_URL": f"sqlite:///{state / 'ledger.db'}",
+        "GESTIC_LAB_NAME": "t" + secrets.token_hex(3)[:5],
+        "GESTIC_INVENTORY": str(LAB_INVENTORY),
+        "GESTIC_ROOT": str(ROOT),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    ctx = Context.from_env()
+    try:
+        ctx.lab_stack.run("up")
+        yield Lab(ctx=ctx, first_converge=converge(ctx))
+    finally:
+        try:
+            ctx.lab_stack.run("destroy")
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+LAST = "test_lab_integration.py::test_destroy_leaves_nothing_behind"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Lab tests need root; without it they skip, except in CI where they must run (and fail)."""
+    """Lab tests need root; without it they skip, except in CI where they must run (and fail).
+
+    The destroy check runs last, after every other test that uses the session's lab.
+    """
+    items.sort(key=lambda item: item.nodeid.endswith(LAST))
     if os.geteuid() == 0 or os.environ.get("CI") == "true":
         return
     skip = pytest.mark.skip(reason="the lab needs root (network namespaces, mounts, nspawn)")

@@ -1,4 +1,4 @@
-"""ansible-runner wiring, on localhost (no lab): counts, check mode, and no settings leak between runs."""
+"""ansible-runner wiring on localhost (no lab): counts, check mode, no settings leak."""
 
 from __future__ import annotations
 

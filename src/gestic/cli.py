@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from gestic.commands import discovered
 from gestic.context import Context
 from gestic.converge import ConvergeResult, run_playbook
 from gestic.errors import GesticError
@@ -275,6 +276,10 @@ def runs(obj: Context, kind: str | None, limit: int, as_json: bool) -> None:
             r.summary[:60],
         )
     console.print(table)
+
+
+for _command in discovered():
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -1,0 +1,59 @@
+"""Helpers for tests that run against the real lab (see the `lab` fixture in conftest.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gestic.context import Context
+from gestic.converge import ConvergeResult, run_playbook
+from gestic.verify import VerifyResult, run_verify
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lab:
+    """A lab that is up and was converged once for this test session."""
+
+    ctx: Context
+    first_converge: ConvergeResult
+
+
+def converge(
+    ctx: Context,
+    *,
+    check: bool = False,
+    limit: str | None = None,
+    tags: str | None = None,
+    inventory: Path | None = None,
+    extravars: dict[str, Any] | None = None,
+    playbook: str = "site.yml",
+) -> ConvergeResult:
+    """Run a playbook on the lab (`inventory`: another inventory dir, e.g. an edited copy)."""
+    ctx.access.write(ctx.model)
+    return run_playbook(
+        playbooks_dir=ROOT / "playbooks",
+        playbook=playbook,
+        inventory=(inventory or ctx.inventory) / "hosts.yml",
+        access=ctx.access,
+        artifacts_dir=ctx.artifacts / "ansible",
+        check=check,
+        diff=check,
+        limit=limit,
+        tags=tags,
+        extravars=extravars,
+    )
+
+
+def verify(ctx: Context, *, checks: Path | None = None) -> VerifyResult:
+    """Run the testinfra checks (all of verify/, or one file/dir) on every lab host."""
+    return run_verify(
+        checks_dir=checks or ROOT / "verify",
+        inventory=ctx.inventory,
+        model=ctx.model,
+        access=ctx.access,
+        artifacts_dir=ctx.artifacts / "verify",
+        stream=False,
+    )
