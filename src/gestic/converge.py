@@ -87,14 +87,20 @@ def run_playbook(
     extravars: dict[str, Any] | None = None,
     pipelining: bool = True,
     on_event: EventPrinter | None = None,
+    event_sink: Callable[[dict[str, Any]], None] | None = None,
 ) -> ConvergeResult:
-    """Run `playbook` against the lab; raise AnsibleError if Ansible could not run at all."""
+    """Run `playbook` against the lab; raise AnsibleError if Ansible could not run at all.
+
+    `on_event` gets a one-line description of notable events; `event_sink` every raw event.
+    """
     if not (playbooks_dir / playbook).is_file():
         raise AnsibleError(f"playbook not found: {playbooks_dir / playbook}")
     cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on)
     changed_tasks: list[dict[str, Any]] = []
 
     def handle(event: dict[str, Any]) -> bool:
+        if event_sink is not None:
+            event_sink(event)
         data = event.get("event_data", {})
         if event.get("event") == "runner_on_ok" and data.get("res", {}).get("changed"):
             changed_tasks.append({"host": data.get("host"), "task": data.get("task")})

@@ -1,0 +1,55 @@
+"""`gestic cmdb export`: the asset and configuration inventory as JSON and CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from gestic.cmdb import FactCollector, build_assets, write_exports
+from gestic.context import Context
+from gestic.converge import run_playbook
+from gestic.errors import GesticError
+
+console = Console(highlight=False)
+
+
+@click.group(name="cmdb")
+def COMMAND() -> None:
+    """Asset and configuration inventory (Activos y Configuración TI)."""
+
+
+@COMMAND.command()
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for cmdb.json, cmdb-hosts.csv, cmdb-packages.csv (default: artifacts/cmdb).",
+)
+@click.pass_obj
+def export(obj: Context, output: Path | None) -> None:
+    """Gather facts from every host and write the inventory joined with the model."""
+    out_dir = output or obj.artifacts / "cmdb"
+    obj.access.write(obj.model)
+    collector = FactCollector()
+    with obj.ledger.record(kind="cmdb.export", target=obj.lab_stack.name) as run:
+        result = run_playbook(
+            playbooks_dir=obj.root / "playbooks",
+            playbook="cmdb.yml",
+            inventory=obj.inventory / "hosts.yml",
+            access=obj.access,
+            artifacts_dir=obj.artifacts / "ansible",
+            event_sink=collector,
+        )
+        assets = build_assets(obj.model, collector.facts)
+        paths = write_exports(assets, out_dir, environment=obj.model.environment)
+        missing = [a.name for a in assets if not a.reachable]
+        run.summary = f"{len(assets)} assets, {len(missing)} unreachable"
+        run.add_details(files=[str(p) for p in paths], unreachable=missing)
+        if missing:
+            run.fail(run.summary)
+    for path in paths:
+        console.print(f"wrote {path}")
+    if missing or not result.ok:
+        raise GesticError(f"cmdb export incomplete: no facts from {', '.join(missing) or '?'}")
