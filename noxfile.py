@@ -150,4 +150,6 @@ def bench(session: nox.Session) -> None:
     _ensure_debian_packages(session)
     _install(session)
     _ensure_engine(session)
-    session.run("python", "bench/lab_bench.py", "--output", "bench/results.json", *session.posargs)
+    results = str(ROOT / "bench" / "results.json")
+    for bench_script in ("lab_bench.py", "converge_bench.py"):
+        session.run("python", str(ROOT / "bench" / bench_script), "--output", results)

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import secrets
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from results_file import write_section
 
 from gestic.infra import LabStack
 from gestic.lab import host as lab_host
@@ -106,12 +105,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gestic-bench-state-") as state:
         lab = bench_lab(Path(state))
     results = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "kernel": platform.release(),
-            "python": platform.python_version(),
-        },
         "image": image,
         "lab": lab,
         "goals": GOALS,
@@ -120,8 +113,7 @@ def main() -> None:
             "noop_up_s": lab["noop_up_s"] < GOALS["noop_up_s"],
         },
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    write_section(args.output, "lab", results)
     print(json.dumps(results, indent=2))
 
 

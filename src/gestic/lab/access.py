@@ -22,6 +22,7 @@ class LabAccess:
 
     lab: str
     state_dir: Path  # the lab's own state dir (<state>/lab/<lab>)
+    multiplex: bool = True  # ControlMaster/ControlPersist (off only to measure what it saves)
 
     @property
     def key(self) -> Path:
@@ -57,9 +58,15 @@ class LabAccess:
             f"  IdentityFile {self.key}",
             "  IdentitiesOnly yes",
             f"  ProxyCommand ip netns exec {router} nc %h %p",
-            "  ControlMaster auto",
-            f"  ControlPath {self.control_dir}/%C",
-            "  ControlPersist 60s",
+            *(
+                [
+                    "  ControlMaster auto",
+                    f"  ControlPath {self.control_dir}/%C",
+                    "  ControlPersist 60s",
+                ]
+                if self.multiplex
+                else ["  ControlMaster no", "  ControlPath none"]
+            ),
             "  ServerAliveInterval 5",
             "  ServerAliveCountMax 3",
             "  ConnectTimeout 10",
