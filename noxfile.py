@@ -20,6 +20,8 @@ nox.options.sessions = ["tests"]
 
 ROOT = Path(__file__).parent
 DEBIAN_PACKAGES = (
+    "chromium",  # browser robots (headless), with its driver: no driver download
+    "chromium-driver",
     "debootstrap",
     "systemd-container",
     "iproute2",

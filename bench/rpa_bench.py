@@ -1,0 +1,122 @@
+"""RPA benchmarks: orchestrator overhead per robot run, and queue throughput with 1 and 4 workers.
+
+* overhead: the no-op bot on one work item, run (a) directly with `robot` and rpaframework's
+  FileAdapter, and (b) through `gestic`'s runner (queue, lease, ledger, output.xml parsing);
+  median wall time of each, and (b - a) / a. Goal: under 10 %.
+* throughput: N items through the no-op bot with 1 and with 4 robot workers (items/s).
+
+Usage: python bench/rpa_bench.py --output bench/rpa-results.json [--repeat 5] [--items 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from gestic.ledger import Ledger
+from gestic.paths import cache_dir
+from gestic.rpa.manifest import SeedItem, load_bot
+from gestic.rpa.queue import WorkQueue
+from gestic.rpa.runner import RobotsEnv, Runner
+
+ROOT = Path(__file__).resolve().parents[1]
+NOOP = ROOT / "tests" / "data" / "rpa" / "robots" / "noop"
+
+
+def plain_robot(env: RobotsEnv, work: Path) -> float:
+    """One run of the no-op suite with `robot` alone (FileAdapter, one input item)."""
+    items = work / "work-items.json"
+    items.write_text(json.dumps([{"payload": {}, "files": {}}]))
+    out = work / "plain"
+    cmd = [
+        str(env.python), "-m", "robot", "--rpa", "--outputdir", str(out),
+        "--output", "output.xml", "--log", "log.html", "--report", "NONE",
+        "--console", "quiet", str(NOOP / "tasks" / "nada.robot"),
+    ]  # fmt: skip
+    environ = {
+        **os.environ,
+        "RPA_WORKITEMS_ADAPTER": "RPA.Robocorp.WorkItems.FileAdapter",
+        "RPA_INPUT_WORKITEM_PATH": str(items),
+        "RPA_OUTPUT_WORKITEM_PATH": str(work / "out.json"),
+        "ROBOCORP_HOME": str(work / ".robocorp"),
+    }
+    start = time.perf_counter()
+    subprocess.run(cmd, env=environ, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def make_runner(work: Path, env: RobotsEnv) -> Runner:
+    url = f"sqlite:///{work / 'ledger.db'}"
+    return Runner(
+        queue=WorkQueue(url),
+        ledger=Ledger(url),
+        ledger_url=url,
+        env=env,
+        state=work / "state",
+        artifacts=work / "artifacts",
+        poll_s=0.05,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--items", type=int, default=200)
+    args = parser.parse_args()
+    env = RobotsEnv.ensure(ROOT / "robots" / "requirements.txt", cache_dir(), log=print)
+    bot = load_bot(NOOP)
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version}}
+    with tempfile.TemporaryDirectory(prefix="gestic-rpa-bench-") as tmp:
+        work = Path(tmp)
+        runner = make_runner(work, env)
+        plain_robot(env, work)  # warm the file system caches once
+        plain, orchestrated = [], []
+        for _ in range(args.repeat):
+            plain.append(plain_robot(env, work))
+            start = time.perf_counter()
+            runner.run_bot(bot, seed=[SeedItem(payload={}, files={})])
+            orchestrated.append(time.perf_counter() - start)
+        a, b = statistics.median(plain), statistics.median(orchestrated)
+        results["overhead"] = {
+            "repeat": args.repeat,
+            "plain_robot_s": round(a, 3),
+            "gestic_run_s": round(b, 3),
+            "overhead_s": round(b - a, 3),
+            "overhead_pct": round(100 * (b - a) / a, 1),
+            "goal_pct": 10,
+            "plain_runs_s": [round(x, 3) for x in plain],
+            "gestic_runs_s": [round(x, 3) for x in orchestrated],
+        }
+        print(json.dumps(results["overhead"], indent=2))
+        results["throughput"] = {}
+        for workers in (1, 4):
+            seed = [SeedItem(payload={"n": k}, files={}) for k in range(args.items)]
+            start = time.perf_counter()
+            run = runner.run_bot(bot, seed=seed, workers=workers)
+            elapsed = time.perf_counter() - start
+            done = run.queues[bot.manifest.queue].get("done", 0)
+            results["throughput"][f"workers_{workers}"] = {
+                "items": args.items,
+                "done": done,
+                "robots": len(run.robots),
+                "seconds": round(elapsed, 2),
+                "items_per_s": round(done / elapsed, 1),
+            }
+            print(workers, "workers:", results["throughput"][f"workers_{workers}"])
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

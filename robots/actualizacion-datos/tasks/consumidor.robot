@@ -1,0 +1,88 @@
+*** Settings ***
+Documentation       Consumidor: escribe los datos de cada beneficiario en el formulario del portal
+...                 con un navegador real (Chromium sin interfaz). Registro inválido, beneficiario
+...                 inexistente o datos que el portal rechaza: excepción de negocio (BUSINESS).
+...                 Portal que no responde: falla técnica (APPLICATION), que se reintenta.
+
+Library             RPA.Robocorp.WorkItems
+Library             RPA.Browser.Selenium    timeout=15s    implicit_wait=0s
+Library             Actualizacion.py
+
+Suite Setup         Abrir El Navegador
+Suite Teardown      Close All Browsers
+
+
+*** Variables ***
+${PORTAL_URL}       http://10.213.1.11
+
+
+*** Tasks ***
+Actualizar Cada Beneficiario En El Portal
+    [Documentation]    Toma los registros de la cola uno a uno hasta vaciarla.
+    For Each Input Work Item    Actualizar Un Beneficiario
+
+
+*** Keywords ***
+Abrir El Navegador
+    [Documentation]    Chromium de Debian con su chromedriver: nada se descarga.
+    ${opciones}=    Opciones De Chromium
+    ${servicio}=    Servicio De Chromedriver
+    Open Browser    about:blank    browser=chrome    options=${opciones}    service=${servicio}
+
+Actualizar Un Beneficiario
+    [Documentation]    Abre el formulario del beneficiario, lo llena, lo envía y confirma.
+    ${registro}=    Get Work Item Variables
+    ${problema}=    Problema Del Registro    ${registro}
+    IF    $problema
+        Release Input Work Item    FAILED    exception_type=BUSINESS
+        ...    code=REGISTRO_INVALIDO    message=${problema}
+        RETURN
+    END
+    TRY
+        Go To    ${PORTAL_URL}/beneficiarios/${registro}[documento]/editar
+    EXCEPT    AS    ${error}
+        Release Input Work Item    FAILED    exception_type=APPLICATION
+        ...    code=PORTAL_NO_DISPONIBLE    message=${PORTAL_URL}: ${error}
+        RETURN
+    END
+    ${titulo}=    Get Title
+    ${fuente}=    Get Source
+    ${pagina}=    Clasificar Pagina    ${titulo}    ${fuente}
+    IF    $pagina == 'caido'
+        Release Input Work Item    FAILED    exception_type=APPLICATION
+        ...    code=PORTAL_NO_DISPONIBLE    message=el portal no respondió en ${PORTAL_URL}
+        RETURN
+    ELSE IF    $pagina == 'no_encontrado'
+        Release Input Work Item    FAILED    exception_type=BUSINESS
+        ...    code=BENEFICIARIO_NO_ENCONTRADO
+        ...    message=el portal no tiene el documento ${registro}[documento]
+        RETURN
+    END
+    Llenar Y Enviar El Formulario    ${registro}
+
+Llenar Y Enviar El Formulario
+    [Documentation]    Escribe cada campo que trae el registro, guarda y lee la respuesta.
+    [Arguments]    ${registro}
+    ${campos}=    Campos A Actualizar    ${registro}
+    FOR    ${campo}    ${valor}    IN    &{campos}
+        Input Text    id:${campo}    ${valor}    clear=${TRUE}
+    END
+    Click Button    id:guardar
+    ${ok}=    Run Keyword And Return Status    Wait Until Page Contains Element    id:aviso    5s
+    IF    ${ok}
+        ${aviso}=    Get Text    id:aviso
+        Create Output Work Item    ${{ {**$campos, "documento": $registro["documento"], "aviso": $aviso} }}
+        ...    save=${TRUE}
+        Release Input Work Item    DONE
+        RETURN
+    END
+    ${rechazo}=    Run Keyword And Return Status    Page Should Contain Element    id:errores
+    IF    ${rechazo}
+        @{errores}=    Get WebElements    css:p.error
+        ${textos}=    Evaluate    "; ".join(e.text for e in $errores)
+        Release Input Work Item    FAILED    exception_type=BUSINESS
+        ...    code=DATOS_RECHAZADOS    message=${textos}
+    ELSE
+        Release Input Work Item    FAILED    exception_type=APPLICATION
+        ...    code=PORTAL_SIN_CONFIRMACION    message=el portal no confirmó la actualización
+    END

@@ -1,0 +1,291 @@
+"""Bot manifests (`robots/<bot>/manifest.yaml`) and the RPA settings of an inventory.
+
+A manifest says what a bot's queues are, when it runs, and its service level::
+
+    name: conciliacion-pagos
+    description: Conciliación de pagos bancarios contra la cartera
+    owner: cartera
+    queue: conciliacion-pagos.pagos      # the queue whose items the SLA is measured on
+    schedule: "30 7 * * 1-5"             # cron: minute hour day-of-month month day-of-week
+    sla_minutes: 60                      # time from item creation to done
+    max_attempts: 3                      # APPLICATION failures are retried up to this
+    lease_seconds: 60                    # a dead robot's item is picked up after this
+    backoff_seconds: 30                  # first retry delay; doubles each retry
+    steps:                               # one suite per step; outputs feed the next step
+      - name: productor
+        queue: conciliacion-pagos.archivos
+        suite: tasks/productor.robot
+        seed: devdata/work-items-in/pagos/work-items.json
+      - name: consumidor
+        queue: conciliacion-pagos.pagos
+        suite: tasks/consumidor.robot
+
+Every problem is reported with the manifest's file, the key and its line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from gestic.model.yamlsrc import Key, SourceMap, YamlSourceError, load_yaml
+from gestic.rpa.errors import ManifestError
+
+MANIFEST = "manifest.yaml"
+SETTINGS_FILE = Path("group_vars") / "all" / "rpa.yml"
+
+BotName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
+QueueName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9.-]{1,100}$")]
+StepName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(_Frozen):
+    name: StepName
+    queue: QueueName
+    suite: str = Field(min_length=1)
+    #: The most robots this step may run at once (a step that aggregates runs one).
+    workers: int | None = Field(default=None, ge=1, le=32)
+    #: Work items (Robocorp devdata format) that a run of the bot starts this step with.
+    seed: str | None = None
+    #: How long one robot of this step may run before it is stopped.
+    timeout_minutes: float = Field(default=30, gt=0)
+
+
+class Manifest(_Frozen):
+    name: BotName
+    description: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    queue: QueueName
+    schedule: str | None = None
+    sla_minutes: float = Field(gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    lease_seconds: float = Field(default=60, ge=2)
+    backoff_seconds: float = Field(default=30, ge=0)
+    backoff_max_seconds: float = Field(default=3600, ge=0)
+    steps: tuple[Step, ...] = Field(min_length=1)
+    #: Robot Framework variables every run gets (`gestic rpa run --var` overrides them).
+    variables: dict[Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")], str] = {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bot:
+    """A validated bot: its manifest and where it lives."""
+
+    manifest: Manifest
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def libraries(self) -> Path:
+        return self.root / "libraries"
+
+    def suite(self, step: Step) -> Path:
+        return (self.root / step.suite).resolve()
+
+    def step(self, name: str) -> Step:
+        for step in self.manifest.steps:
+            if step.name == name:
+                return step
+        known = ", ".join(s.name for s in self.manifest.steps)
+        raise ManifestError(f"bot {self.name} has no step {name!r} (steps: {known})")
+
+    def output_of(self, step: Step) -> Step | None:
+        """The step that takes `step`'s outputs (None for the last step)."""
+        steps = self.manifest.steps
+        index = steps.index(step)
+        return steps[index + 1] if index + 1 < len(steps) else None
+
+    @property
+    def final_queue(self) -> str:
+        """Where the last step's outputs (the bot's records) are kept."""
+        return f"{self.name}.salidas"
+
+
+def _problems(exc: ValidationError, smap: SourceMap, file: Path, prefix: Key) -> list[str]:
+    out = []
+    for err in exc.errors():
+        key = (*prefix, *err["loc"])
+        origin = smap.locate(key) or f"{file}:1"
+        out.append(f"{origin}: {'.'.join(str(k) for k in err['loc']) or '(top)'}: {err['msg']}")
+    return out
+
+
+def cron_problem(expr: str) -> str | None:
+    """Why `expr` is not a five-field cron expression, or None if it is one."""
+    fields = expr.split()
+    if len(fields) != 5:
+        return (
+            f"schedule '{expr}' must have 5 fields (minute hour day-of-month month "
+            f"day-of-week), not {len(fields)}"
+        )
+    if not croniter.is_valid(expr):
+        return f"schedule '{expr}' is not a valid cron expression"
+    return None
+
+
+def load_bot(root: Path) -> Bot:
+    """Read and validate `root/manifest.yaml` (ManifestError lists every problem)."""
+    root = root.resolve()
+    file = root / MANIFEST
+    if not file.is_file():
+        raise ManifestError(f"{file}: bot manifest not found")
+    smap = SourceMap()
+    try:
+        data = load_yaml(file, smap=smap)
+    except YamlSourceError as exc:
+        raise ManifestError(str(exc)) from exc
+    if not isinstance(data, dict):
+        raise ManifestError(f"{file}:1: a manifest must be a mapping")
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestError(
+            "invalid bot manifest:\n"
+            + "\n".join(f"  - {p}" for p in _problems(exc, smap, file, ()))
+        ) from exc
+    problems: list[str] = []
+
+    def add(key: Key, message: str) -> None:
+        origin = smap.locate(key) or f"{file}:1"
+        problems.append(f"{origin}: {'.'.join(str(k) for k in key)}: {message}")
+
+    if manifest.name != root.name:
+        add(("name",), f"must be the bot's directory name '{root.name}'")
+    queues = [s.queue for s in manifest.steps]
+    if manifest.queue not in queues:
+        add(("queue",), f"must be the queue of one of the steps ({', '.join(queues)})")
+    names = [s.name for s in manifest.steps]
+    for i, step in enumerate(manifest.steps):
+        if names.count(step.name) > 1:
+            add(("steps", i, "name"), f"step name '{step.name}' is used twice")
+        if queues.count(step.queue) > 1:
+            add(("steps", i, "queue"), f"queue '{step.queue}' is used by two steps")
+        if not (root / step.suite).is_file():
+            add(("steps", i, "suite"), f"suite file {root / step.suite} not found")
+        if step.seed is not None and not (root / step.seed).is_file():
+            add(("steps", i, "seed"), f"seed work items {root / step.seed} not found")
+    if manifest.schedule is not None and (why := cron_problem(manifest.schedule)):
+        add(("schedule",), why)
+    if manifest.backoff_max_seconds < manifest.backoff_seconds:
+        add(("backoff_max_seconds",), "must not be shorter than backoff_seconds")
+    if problems:
+        raise ManifestError("invalid bot manifest:\n" + "\n".join(f"  - {p}" for p in problems))
+    return Bot(manifest=manifest, root=root)
+
+
+def discover(robots_dir: Path) -> dict[str, Bot]:
+    """Every bot under `robots_dir` (a directory with a manifest.yaml), validated."""
+    bots: dict[str, Bot] = {}
+    errors: list[str] = []
+    if not robots_dir.is_dir():
+        raise ManifestError(f"{robots_dir}: robots directory not found")
+    for child in sorted(robots_dir.iterdir()):
+        if (child / MANIFEST).is_file():
+            try:
+                bot = load_bot(child)
+            except ManifestError as exc:
+                errors.append(str(exc))
+                continue
+            bots[bot.name] = bot
+    if errors:
+        raise ManifestError("\n".join(errors))
+    return bots
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeedItem:
+    """One input work item from a Robocorp devdata `work-items.json`."""
+
+    payload: Any
+    files: dict[str, bytes]
+
+
+def load_seed(file: Path) -> list[SeedItem]:
+    """Read work items in Robocorp's devdata format: [{"payload": ..., "files": {name: path}}].
+
+    File paths are relative to the JSON file's directory.
+    """
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ManifestError(f"{file}: cannot read work items: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{file}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    if not isinstance(data, list):
+        raise ManifestError(f"{file}:1: work items must be a JSON list of objects")
+    items = []
+    for i, entry in enumerate(data):
+        if not isinstance(entry, dict) or set(entry) - {"payload", "files"}:
+            raise ManifestError(f"{file}: item {i}: expected an object with payload and files")
+        files: dict[str, bytes] = {}
+        raw_files = entry.get("files") or {}
+        if not isinstance(raw_files, dict):
+            raise ManifestError(f"{file}: item {i}: files must map names to paths")
+        for name, rel in raw_files.items():
+            path = (file.parent / str(rel)).resolve()
+            try:
+                files[str(name)] = path.read_bytes()
+            except OSError as exc:
+                raise ManifestError(
+                    f"{file}: item {i}: file {name!r} ({path}): {exc.strerror}"
+                ) from exc
+        items.append(SeedItem(payload=entry.get("payload", {}), files=files))
+    return items
+
+
+class RpaSettings(_Frozen):
+    """`group_vars/all/rpa.yml` of an inventory: the indicator's target and enabled bots."""
+
+    target: float = Field(gt=0, le=1)
+    at_risk_window_minutes: float = Field(default=60, gt=0)
+    timezone: str = "America/Bogota"
+    bots: tuple[BotName, ...] = ()
+
+
+def load_settings(inventory: Path) -> RpaSettings:
+    """The RPA settings of an inventory directory (ManifestError with file and line)."""
+    file = inventory / SETTINGS_FILE
+    if not file.is_file():
+        raise ManifestError(f"{file}: RPA settings not found (gestic_rpa_target is required)")
+    smap = SourceMap()
+    try:
+        data = load_yaml(file, smap=smap) or {}
+    except YamlSourceError as exc:
+        raise ManifestError(str(exc)) from exc
+    if not isinstance(data, dict):
+        raise ManifestError(f"{file}:1: expected a mapping of variables")
+    keys = {"gestic_rpa_target": "target", "gestic_rpa_bots": "bots"}
+    keys["gestic_rpa_at_risk_window_minutes"] = "at_risk_window_minutes"
+    keys["gestic_rpa_timezone"] = "timezone"
+    raw: dict[str, Any] = {}
+    problems = []
+    for var, value in data.items():
+        if var in keys:
+            raw[keys[var]] = value
+        elif str(var).startswith("gestic_rpa_"):
+            problems.append(f"{smap.locate((var,))}: {var}: unknown RPA setting")
+    try:
+        settings = RpaSettings.model_validate(raw)
+    except ValidationError as exc:
+        reverse = {v: k for k, v in keys.items()}
+        for err in exc.errors():
+            loc = err["loc"]
+            var = reverse.get(str(loc[0]), str(loc[0])) if loc else "(top)"
+            origin = smap.locate((var, *loc[1:])) or f"{file}:1"
+            problems.append(f"{origin}: {var}: {err['msg']}")
+        settings = None
+    if problems or settings is None:
+        raise ManifestError("invalid RPA settings:\n" + "\n".join(f"  - {p}" for p in problems))
+    return settings

@@ -1,0 +1,338 @@
+"""The monthly *Nivel del servicio RPA* report: HTML (Spanish by default, or English) and JSON.
+
+The HTML is self-contained (inline CSS and an inline SVG trend chart, no scripts), so it can
+be mailed or archived as is; the JSON next to it carries the same figures for other tools.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from gestic.rpa.manifest import Bot, RpaSettings
+from gestic.rpa.queue import WorkQueue
+from gestic.rpa.schedule import timezone
+from gestic.rpa.sla import Indicator, Period, PeriodResult, measure
+
+MONTHS = {
+    "es": [
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ],
+    "en": [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
+}
+
+TEXT: dict[str, dict[str, str]] = {
+    "es": {
+        "title": "Nivel del servicio RPA",
+        "subtitle": "Automatización Robótica de Procesos — Dirección de Tecnología",
+        "environment": "Ambiente",
+        "generated": "Generado",
+        "period": "Periodo",
+        "indicator": "Indicador del periodo",
+        "target": "Meta",
+        "meets": "Cumple la meta",
+        "misses": "No cumple la meta",
+        "nodata": "Sin ítems vencidos en el periodo",
+        "formula": "Ítems completados dentro del ANS / ítems vencidos en el periodo "
+        "(excepciones de negocio aparte)",
+        "per_bot": "Indicador por bot",
+        "bot": "Bot",
+        "sla": "ANS (min)",
+        "due": "Vencidos",
+        "counted": "Contados",
+        "met": "Dentro del ANS",
+        "late": "Tardíos",
+        "technical": "Fallas técnicas",
+        "overdue": "Pendientes vencidos",
+        "business": "Excepciones de negocio",
+        "value": "Nivel",
+        "overall": "Total",
+        "trend": "Tendencia (últimos meses)",
+        "breaches": "Incumplimientos y sus causas",
+        "no_breaches": "Ningún incumplimiento en el periodo.",
+        "causes": "Causas",
+        "cause": "Causa",
+        "count": "Ítems",
+        "item": "Ítem",
+        "kind": "Tipo",
+        "created": "Creado",
+        "due_at": "Vence",
+        "finished": "Terminado",
+        "attempts": "Intentos",
+        "code": "Código",
+        "message": "Detalle",
+        "business_title": "Excepciones de negocio (datos de entrada; no cuentan contra el "
+        "servicio)",
+        "no_business": "Ninguna excepción de negocio en el periodo.",
+        "kind_late": "Terminado tarde",
+        "kind_technical": "Falla técnica (agotó reintentos)",
+        "kind_overdue": "Pendiente y vencido",
+        "method": "Método",
+        "method_text": "Cada cola declara su ANS en el manifiesto del bot: el tiempo desde la "
+        "creación del ítem hasta que queda hecho. Un ítem cuenta en el periodo en que vence. "
+        "Las excepciones de negocio (datos inválidos que el robot rechaza con un código) se "
+        "informan aparte y no cuentan; una falla técnica que agotó sus reintentos, un ítem "
+        "terminado tarde o uno aún pendiente después de su vencimiento son incumplimientos.",
+    },
+    "en": {
+        "title": "RPA service level",
+        "subtitle": "Robotic Process Automation — IT Directorate",
+        "environment": "Environment",
+        "generated": "Generated",
+        "period": "Period",
+        "indicator": "Indicator for the period",
+        "target": "Target",
+        "meets": "Meets the target",
+        "misses": "Below the target",
+        "nodata": "No items due in the period",
+        "formula": "Items completed within SLA / items due in the period "
+        "(business exceptions apart)",
+        "per_bot": "Indicator per bot",
+        "bot": "Bot",
+        "sla": "SLA (min)",
+        "due": "Due",
+        "counted": "Counted",
+        "met": "Within SLA",
+        "late": "Late",
+        "technical": "Technical failures",
+        "overdue": "Overdue pending",
+        "business": "Business exceptions",
+        "value": "Level",
+        "overall": "Overall",
+        "trend": "Trend (recent months)",
+        "breaches": "Breaches and their causes",
+        "no_breaches": "No breaches in the period.",
+        "causes": "Causes",
+        "cause": "Cause",
+        "count": "Items",
+        "item": "Item",
+        "kind": "Kind",
+        "created": "Created",
+        "due_at": "Due",
+        "finished": "Finished",
+        "attempts": "Attempts",
+        "code": "Code",
+        "message": "Detail",
+        "business_title": "Business exceptions (input data; not counted against the service)",
+        "no_business": "No business exceptions in the period.",
+        "kind_late": "Finished late",
+        "kind_technical": "Technical failure (retries spent)",
+        "kind_overdue": "Pending past due",
+        "method": "Method",
+        "method_text": "Each queue declares its SLA in the bot's manifest: the time from an "
+        "item's creation to done. An item counts in the period in which it falls due. "
+        "Business exceptions (invalid data the robot rejects with a code) are reported apart "
+        "and not counted; a technical failure whose retries are spent, an item finished late, "
+        "or one still pending past its due time is a breach.",
+    },
+}
+
+
+def month_name(period: Period, lang: str) -> str:
+    name = MONTHS[lang][period.month - 1]
+    return f"{name} de {period.year}" if lang == "es" else f"{name} {period.year}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
+
+
+def trend_svg(points: list[tuple[str, float | None]], target: float | None) -> str:
+    """An inline SVG line chart of monthly values (0-100 %), with the target as a dashed line."""
+    width, height, left, right, top, bottom = 640, 240, 48, 16, 16, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    n = max(len(points), 1)
+
+    def x(i: int) -> float:
+        return left + (plot_w * (i + 0.5) / n)
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - v)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img">'
+    ]
+    for tick in (0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(
+            f'<line x1="{left}" y1="{y(tick):.1f}" x2="{width - right}" y2="{y(tick):.1f}" '
+            'stroke="#ddd"/>'
+            f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="11" text-anchor="end">'
+            f"{int(tick * 100)} %</text>"
+        )
+    if target is not None:
+        parts.append(
+            f'<line x1="{left}" y1="{y(target):.1f}" x2="{width - right}" y2="{y(target):.1f}" '
+            'stroke="#c0392b" stroke-dasharray="6 4"/>'
+            f'<text x="{width - right}" y="{y(target) - 4:.1f}" font-size="11" '
+            f'text-anchor="end" fill="#c0392b">{target * 100:.0f} %</text>'
+        )
+    segment: list[str] = []
+    segments: list[list[str]] = []
+    for i, (_, value) in enumerate(points):
+        if value is None:
+            if segment:
+                segments.append(segment)
+            segment = []
+            continue
+        segment.append(f"{x(i):.1f},{y(value):.1f}")
+    if segment:
+        segments.append(segment)
+    for seg in segments:
+        parts.append(
+            f'<polyline points="{" ".join(seg)}" fill="none" stroke="#1f4e79" stroke-width="2"/>'
+        )
+    for i, (label, value) in enumerate(points):
+        parts.append(
+            f'<text x="{x(i):.1f}" y="{height - bottom + 16}" font-size="11" '
+            f'text-anchor="middle">{label}</text>'
+        )
+        if value is not None:
+            parts.append(
+                f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="4" fill="#1f4e79"/>'
+                f'<text x="{x(i):.1f}" y="{y(value) - 8:.1f}" font-size="10" '
+                f'text-anchor="middle">{value * 100:.0f}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportFiles:
+    html: Path
+    json: Path
+    indicator: Indicator
+    data: dict[str, Any]
+
+
+def build_data(
+    *,
+    result: PeriodResult,
+    trend: list[PeriodResult],
+    bots: Mapping[str, Bot],
+    settings: RpaSettings,
+    environment: str,
+    generated: datetime,
+) -> dict[str, Any]:
+    """The report's figures as JSON-ready data (the HTML is rendered from the same)."""
+    causes: dict[tuple[str, str], int] = {}
+    for b in result.breaches:
+        key = (b.kind, b.code or "-")
+        causes[key] = causes.get(key, 0) + 1
+    return {
+        "indicator": "Nivel del servicio RPA",
+        "period": str(result.period),
+        "environment": environment,
+        "generated_at": generated.isoformat(),
+        "timezone": settings.timezone,
+        "target": settings.target,
+        "overall": result.overall.as_dict(),
+        "bots": {
+            name: {
+                **ind.as_dict(),
+                "queue": bots[name].manifest.queue,
+                "sla_minutes": bots[name].manifest.sla_minutes,
+            }
+            for name, ind in result.per_bot.items()
+        },
+        "trend": [{"period": str(t.period), "value": t.overall.value} for t in trend],
+        "breaches": [b.as_dict() for b in result.breaches],
+        "causes": [
+            {"kind": kind, "code": code, "count": n}
+            for (kind, code), n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+    }
+
+
+def write_report(
+    *,
+    queue: WorkQueue,
+    bots: Mapping[str, Bot],
+    settings: RpaSettings,
+    period: Period,
+    lang: str,
+    out_dir: Path,
+    months: int = 6,
+    environment: str = "lab",
+    now: datetime | None = None,
+) -> ReportFiles:
+    """Measure `period` (and the months before it for the trend) and write HTML and JSON."""
+    if lang not in TEXT:
+        raise ValueError(f"language must be one of {sorted(TEXT)}, not {lang!r}")
+    now = now or datetime.now(UTC)
+    tz: ZoneInfo = timezone(settings.timezone)
+    result = measure(queue, bots, period, tz=tz, target=settings.target, now=now)
+    trend = [
+        measure(queue, bots, period.shift(-k), tz=tz, target=settings.target, now=now)
+        for k in range(max(months, 1) - 1, 0, -1)
+    ] + [result]
+    data = build_data(
+        result=result,
+        trend=trend,
+        bots=bots,
+        settings=settings,
+        environment=environment,
+        generated=now,
+    )
+    t = TEXT[lang]
+    short = [f"{MONTHS[lang][r.period.month - 1][:3]} {r.period.year % 100:02d}" for r in trend]
+    svg = trend_svg(
+        [(label, r.overall.value) for label, r in zip(short, trend, strict=True)],
+        settings.target,
+    )
+    env = Environment(
+        loader=PackageLoader("gestic", "templates/rpa"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+    )
+    env.filters["pct"] = _pct
+    env.filters["local"] = lambda iso: (
+        "—" if not iso else datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    )
+    html = env.get_template("report.html.j2").render(
+        t=t,
+        lang=lang,
+        data=data,
+        month=month_name(period, lang),
+        generated=now.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        svg=svg,
+        bots=bots,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"nivel-servicio-rpa-{period}" + ("" if lang == "es" else f"-{lang}")
+    html_path = out_dir / f"{stem}.html"
+    json_path = out_dir / f"{stem}.json"
+    html_path.write_text(html, encoding="utf-8")
+    json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return ReportFiles(html=html_path, json=json_path, indicator=result.overall, data=data)

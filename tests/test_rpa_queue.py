@@ -1,0 +1,283 @@
+"""The work-item queue: claims, leases, retries, backoff, dead letters, drafts, parallel workers.
+
+Real SQLite files and real processes; no mocks.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from gestic.rpa.errors import LeaseLostError, QueueError
+from gestic.rpa.queue import (
+    APPLICATION,
+    BUSINESS,
+    DONE,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    WorkQueue,
+    backoff_delay,
+)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+@pytest.fixture
+def queue(url: str) -> WorkQueue:
+    return WorkQueue(url)
+
+
+def test_claim_complete_and_empty_queue(queue: WorkQueue) -> None:
+    first = queue.create(bot="b", queue="q", payload={"n": 1}, files={"a.txt": b"hola"})
+    second = queue.create(bot="b", queue="q", payload={"n": 2})
+    item = queue.claim("q", lease_s=30, worker="w1")
+    assert item is not None
+    assert item.id == first
+    assert item.state == IN_PROGRESS
+    assert item.attempts == 1
+    assert queue.get_file(first, "a.txt") == b"hola"
+    assert item.lease_owner is not None
+    queue.complete(first, item.lease_owner)
+    done = queue.get(first)
+    assert done.state == DONE
+    assert done.finished_at is not None
+    assert done.lease_owner is None
+    other = queue.claim("q", lease_s=30)
+    assert other is not None
+    assert other.id == second
+    assert queue.claim("q", lease_s=30) is None  # the only other item is held
+    assert queue.claim("another-queue", lease_s=30) is None
+
+
+def test_completing_twice_or_without_the_lease_is_refused(queue: WorkQueue) -> None:
+    item_id = queue.create(bot="b", queue="q")
+    item = queue.claim("q", lease_s=30)
+    assert item is not None
+    assert item.lease_owner
+    with pytest.raises(LeaseLostError):
+        queue.complete(item_id, "not-the-owner")
+    queue.complete(item_id, item.lease_owner)
+    with pytest.raises(LeaseLostError):
+        queue.complete(item_id, item.lease_owner)
+
+
+def test_expired_lease_is_claimed_again_and_completed_once(queue: WorkQueue) -> None:
+    item_id = queue.create(bot="b", queue="q", max_attempts=3)
+    dead = queue.claim("q", lease_s=0.3, worker="dies")
+    assert dead is not None
+    assert dead.lease_owner
+    assert queue.claim("q", lease_s=30) is None  # lease still valid
+    time.sleep(0.4)
+    assert queue.counts("q").expired == 1
+    taken = queue.claim("q", lease_s=30, worker="takes-over")
+    assert taken is not None
+    assert taken.id == item_id
+    assert taken.attempts == 2
+    assert taken.lease_owner
+    # The dead worker wakes up: it can neither complete nor fail the item any more.
+    with pytest.raises(LeaseLostError):
+        queue.complete(item_id, dead.lease_owner)
+    with pytest.raises(LeaseLostError):
+        queue.fail(item_id, dead.lease_owner, exception_type=APPLICATION)
+    queue.complete(item_id, taken.lease_owner)
+    attempts = queue.attempts([item_id])
+    assert [(a.attempt, a.outcome, a.exception_code) for a in attempts] == [
+        (1, "abandoned", "LEASE_EXPIRED"),
+        (2, DONE, None),
+    ]
+
+
+def test_heartbeat_keeps_the_lease(queue: WorkQueue) -> None:
+    queue.create(bot="b", queue="q")
+    item = queue.claim("q", lease_s=2.0)
+    assert item is not None
+    assert item.lease_owner
+    for _ in range(4):
+        time.sleep(0.6)
+        assert queue.heartbeat(item.id, item.lease_owner, lease_s=2.0)
+    assert queue.claim("q", lease_s=30) is None  # 2.4 s later, still held
+    assert not queue.heartbeat(item.id, "someone-else", lease_s=2.0)
+
+
+def test_application_failure_retries_with_backoff_then_dead_letters(queue: WorkQueue) -> None:
+    item_id = queue.create(bot="b", queue="q", max_attempts=3)
+    delays = []
+    for attempt in (1, 2, 3):
+        item = queue.claim("q", lease_s=30)
+        assert item is not None
+        assert item.attempts == attempt
+        assert item.lease_owner
+        after = queue.fail(
+            item_id,
+            item.lease_owner,
+            exception_type=APPLICATION,
+            code="PORTAL_CAIDO",
+            message="timeout",
+            backoff_s=0.2,
+            backoff_max_s=0.3,
+        )
+        if attempt < 3:
+            assert after.state == PENDING
+            assert not after.dead_letter
+            delays.append((after.available_at - after.updated_at).total_seconds())
+            assert queue.claim("q", lease_s=30) is None  # held back by the backoff
+            assert queue.counts("q").waiting == 1
+            time.sleep(delays[-1] + 0.05)
+        else:
+            assert after.state == FAILED
+            assert after.dead_letter
+            assert after.exception_code == "PORTAL_CAIDO"
+    assert delays == pytest.approx([0.2, 0.3], abs=0.01)  # doubled, then capped
+    assert queue.claim("q", lease_s=30) is None
+    counts = queue.counts("q")
+    assert counts.failed_application == 1
+    assert counts.outstanding == 0
+
+
+def test_business_failure_is_never_retried(queue: WorkQueue) -> None:
+    item_id = queue.create(bot="b", queue="q", max_attempts=5)
+    item = queue.claim("q", lease_s=30)
+    assert item is not None
+    assert item.lease_owner
+    after = queue.fail(
+        item_id, item.lease_owner, exception_type=BUSINESS, code="PAGO_MALFORMADO", message="x"
+    )
+    assert after.state == FAILED
+    assert not after.dead_letter
+    assert after.attempts == 1
+    assert queue.claim("q", lease_s=30) is None
+    with pytest.raises(ValueError, match="exception type"):
+        queue.fail(item_id, "x", exception_type="OTHER")
+
+
+def test_expired_last_attempt_is_dead_lettered(queue: WorkQueue) -> None:
+    item_id = queue.create(bot="b", queue="q", max_attempts=1)
+    item = queue.claim("q", lease_s=0.1)
+    assert item is not None
+    time.sleep(0.2)
+    assert queue.claim("q", lease_s=30) is None  # no attempts left: swept, not claimed
+    stored = queue.get(item_id)
+    assert stored.state == FAILED
+    assert stored.dead_letter
+    assert stored.exception_code == "LEASE_EXPIRED"
+
+
+def test_outputs_are_published_only_when_their_input_is_final(queue: WorkQueue) -> None:
+    parent = queue.create(bot="b", queue="in", max_attempts=2)
+    item = queue.claim("in", lease_s=30)
+    assert item is not None
+    assert item.lease_owner
+    queue.create_output(
+        parent_id=parent, queue="out", payload={"a": 1}, max_attempts=2, sla_minutes=10
+    )
+    assert queue.claim("out", lease_s=30) is None  # a draft until the input is released
+    queue.fail(parent, item.lease_owner, exception_type=APPLICATION, backoff_s=0)
+    assert queue.items(queue="out") == []  # discarded: the retry will produce it again
+    again = queue.claim("in", lease_s=30)
+    assert again is not None
+    assert again.lease_owner
+    out_id = queue.create_output(
+        parent_id=parent, queue="out", payload={"a": 1}, max_attempts=2, sla_minutes=10
+    )
+    queue.complete(parent, again.lease_owner)
+    published = queue.get(out_id)
+    assert published.state == PENDING
+    assert published.sla_due_at is not None
+    assert published.run_id is None
+    assert published.parent_id == parent
+    # A BUSINESS failure is final: its outputs (e.g. the rejection record) are published.
+    rejected = queue.create(bot="b", queue="in")
+    held = queue.claim("in", lease_s=30)
+    assert held is not None
+    assert held.id == rejected
+    assert held.lease_owner
+    final = queue.create_output(
+        parent_id=rejected,
+        queue="records",
+        payload={},
+        max_attempts=1,
+        sla_minutes=None,
+        final=True,
+    )
+    queue.fail(rejected, held.lease_owner, exception_type=BUSINESS, code="X")
+    assert queue.get(final).state == DONE
+
+
+def test_release_held_completes_only_on_a_clean_exit(queue: WorkQueue) -> None:
+    a = queue.create(bot="b", queue="q")
+    b = queue.create(bot="b", queue="q")
+    assert queue.claim("q", lease_s=30, worker="clean") is not None
+    assert queue.claim("q", lease_s=30, worker="killed") is not None
+    assert queue.release_held("clean", done=True) == [a]
+    assert queue.release_held("killed", done=False) == [b]
+    assert queue.get(a).state == DONE
+    assert queue.get(b).state == IN_PROGRESS  # left to its lease
+
+
+def test_requeue_failed_gives_a_fresh_budget(queue: WorkQueue) -> None:
+    tech = queue.create(bot="b", queue="q", max_attempts=1)
+    biz = queue.create(bot="b", queue="q", max_attempts=1)
+    for item_id, kind in ((tech, APPLICATION), (biz, BUSINESS)):
+        item = queue.claim("q", lease_s=30)
+        assert item is not None
+        assert item.id == item_id
+        assert item.lease_owner
+        queue.fail(item_id, item.lease_owner, exception_type=kind)
+    assert queue.requeue_failed(queue="q") == [tech]
+    again = queue.get(tech)
+    assert again.state == PENDING
+    assert again.max_attempts == 2
+    assert not again.dead_letter
+    assert queue.requeue_failed(queue="q", include_business=True) == [biz]
+    claimed = {queue.claim("q", lease_s=30).id, queue.claim("q", lease_s=30).id}  # type: ignore[union-attr]
+    assert claimed == {tech, biz}
+
+
+def test_backoff_delay() -> None:
+    assert [backoff_delay(n, 10, 60) for n in (1, 2, 3, 4)] == [10, 20, 40, 60]
+    with pytest.raises(ValueError, match="attempt"):
+        backoff_delay(0, 1, 1)
+
+
+def _drain(url: str, worker: str, out: multiprocessing.Queue[list[int]]) -> None:
+    q = WorkQueue(url)
+    mine = []
+    while (item := q.claim("q", lease_s=60, worker=worker)) is not None:
+        assert item.lease_owner
+        q.complete(item.id, item.lease_owner)
+        mine.append(item.id)
+    out.put(mine)
+
+
+def test_parallel_workers_never_process_an_item_twice(url: str, queue: WorkQueue) -> None:
+    ids = [queue.create(bot="b", queue="q", payload={"n": n}) for n in range(120)]
+    ctx = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[list[int]] = ctx.Queue()
+    procs = [ctx.Process(target=_drain, args=(url, f"w{k}", results)) for k in range(4)]
+    for p in procs:
+        p.start()
+    per_worker = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    processed = [i for chunk in per_worker for i in chunk]
+    assert sorted(processed) == ids  # every item once, none twice
+    assert sum(1 for chunk in per_worker if chunk) >= 2  # the work was really shared
+    assert queue.counts("q").done == 120
+    assert all(a.attempt == 1 for a in queue.attempts(ids))
+
+
+def test_unavailable_database_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir" / "ledger.db"
+    with pytest.raises(QueueError, match=r"cannot open the work-item queue.*writable"):
+        WorkQueue(f"sqlite:///{missing}")
+    assert not missing.parent.exists()
+    with pytest.raises(QueueError, match="cannot use the work-item queue"):
+        WorkQueue("nosuchdriver://x/y")
