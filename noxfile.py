@@ -155,3 +155,99 @@ def bench(session: nox.Session) -> None:
     results = str(ROOT / "bench" / "results.json")
     for bench_script in ("lab_bench.py", "converge_bench.py"):
         session.run("python", str(ROOT / "bench" / bench_script), "--output", results)
+
+
+# ---- change control (issue 6): the sessions the CI workflows run -------------------------------
+ARTIFACTS = ROOT / "artifacts"
+
+
+def _lab_session(session: nox.Session) -> None:
+    """Root, the lab's Debian packages, the project and the engine (sessions that touch the lab)."""
+    _ensure_root(session)
+    _ensure_debian_packages(session)
+    _install(session)
+    _ensure_engine(session)
+
+
+@nox.session
+def preview(session: nox.Session) -> None:
+    """Production stack under mocks with the policy rules (and the real preview where configured).
+
+    With GESTIC_PRODUCTION_PREVIEW=1 (the institution's runners: vCenter and AWS credentials in
+    the environment, the official Pulumi CLI with its plugins) also runs
+    `pulumi preview --stack production --policy-pack policy/`.
+    """
+    _install(session)
+    out = ARTIFACTS / "pr"
+    out.mkdir(parents=True, exist_ok=True)
+    session.run(
+        "gestic", "policy", "check", "--stack", "production", "--summary", str(out / "policy.md")
+    )
+    if os.environ.get("GESTIC_PRODUCTION_PREVIEW") == "1":
+        session.run(
+            "pulumi", "preview", "--stack", "production", "--diff",
+            "--policy-pack", str(ROOT / "policy"),
+            "--cwd", str(ROOT / "stacks" / "production"),
+            external=True,
+        )
+
+
+@nox.session
+def converge_check(session: nox.Session) -> None:
+    """Lab stack preview plus converge --check --diff of this branch on the CI lab (report)."""
+    _lab_session(session)
+    out = ARTIFACTS / "pr"
+    out.mkdir(parents=True, exist_ok=True)
+    session.run(
+        "gestic", "drift", "--expect-changes", "--report", str(out / "converge-check.md")
+    )
+
+
+@nox.session
+def pr_summary(session: nox.Session) -> None:
+    """The PR comment: job results, the change record, policy and converge-check reports."""
+    _install(session)
+    out = ARTIFACTS / "pr"
+    out.mkdir(parents=True, exist_ok=True)
+    base = os.environ.get("GESTIC_PR_BASE", "origin/main")
+    record = out / "change-record.md"
+    session.run(
+        "gestic", "change", "record", "--range", f"{base}..HEAD", "--output", str(record)
+    )
+    parts = [f"**CI:** {os.environ.get('GESTIC_PR_RESULTS', '-')}", record.read_text()]
+    downloaded = ARTIFACTS / "downloaded"
+    for name in ("policy.md", "converge-check.md"):
+        for found in sorted(downloaded.glob(f"*/{name}")) or [out / name]:
+            if found.is_file():
+                parts.append(found.read_text())
+    (out / "summary.md").write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    session.log(f"wrote {out / 'summary.md'}")
+
+
+@nox.session
+def apply(session: nox.Session) -> None:
+    """After a merge: apply the lab stack, converge, verify, then prove nothing drifts."""
+    _lab_session(session)
+    session.run("gestic", "infra", "up", "--stack", "lab", "--quiet")
+    session.run("gestic", "converge")
+    session.run("gestic", "verify")
+    session.run("gestic", "drift", "--report", str(ARTIFACTS / "drift.md"))
+
+
+@nox.session
+def drift(session: nox.Session) -> None:
+    """Drift of the lab (stack refresh-preview and Ansible --check --diff); fails on drift."""
+    _lab_session(session)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    session.run("gestic", "drift", "--report", str(ARTIFACTS / "drift.md"))
+
+
+@nox.session
+def change_record(session: nox.Session) -> None:
+    """`gestic change record` for a range (pass `-- --range A..B`); Markdown and ledger."""
+    _install(session)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    session.run(
+        "gestic", "change", "record", *session.posargs,
+        "--output", str(ARTIFACTS / "change-record.md"),
+    )

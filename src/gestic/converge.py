@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -9,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import ansible_runner
@@ -112,38 +114,94 @@ def run_playbook(
 
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    # a fresh private data dir per run: ansible-runner keeps env/ files there that would
-    # otherwise carry one lab's settings into the next run
-    with tempfile.TemporaryDirectory(prefix="gestic-ansible-") as private:
-        result = ansible_runner.run(
-            private_data_dir=private,
-            artifact_dir=str(artifacts_dir),
-            project_dir=str(playbooks_dir),
-            playbook=playbook,
-            inventory=str(inventory),
-            envvars=ansible_env(access, pipelining=pipelining),
-            extravars=extravars or {},
-            cmdline=cmdline or None,
-            limit=limit,
-            tags=tags,
-            quiet=True,
-            rotate_artifacts=20,
-            event_handler=handle,
+    outcome = _run_isolated(
+        {
+            "artifact_dir": str(artifacts_dir),
+            "project_dir": str(playbooks_dir),
+            "playbook": playbook,
+            "inventory": str(inventory),
+            "envvars": ansible_env(access, pipelining=pipelining),
+            "extravars": extravars or {},
+            "cmdline": cmdline or None,
+            "limit": limit,
+            "tags": tags,
+            "quiet": True,
+            "rotate_artifacts": 20,
+        },
+        handle,
+    )
+    if outcome["status"] not in {"successful", "failed"}:
+        raise AnsibleError(
+            f"ansible-playbook {playbook} did not complete: status {outcome['status']}"
         )
-        stdout_tail = result.stdout.read().splitlines()[-15:] if result.rc != 0 else []
-    if result.status not in {"successful", "failed"}:
-        raise AnsibleError(f"ansible-playbook {playbook} did not complete: status {result.status}")
-    per_host = _per_host(result.stats)
-    if result.rc != 0 and not per_host:
-        tail = "\n".join(stdout_tail)
+    per_host = _per_host(outcome["stats"])
+    if outcome["rc"] != 0 and not per_host:
+        tail = "\n".join(outcome["stdout_tail"])
         raise AnsibleError(f"ansible-playbook {playbook} failed before reaching any host:\n{tail}")
     return ConvergeResult(
-        status=result.status,
-        rc=int(result.rc),
+        status=outcome["status"],
+        rc=int(outcome["rc"]),
         duration_s=time.monotonic() - start,
         per_host=per_host,
         changed_tasks=changed_tasks,
-        artifacts=Path(result.config.artifact_dir),
+        artifacts=Path(outcome["artifact_dir"]),
+    )
+
+
+def _run_isolated(
+    kwargs: dict[str, Any], handle: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Run ansible-runner in a freshly spawned interpreter, relaying its events to `handle`.
+
+    ansible-runner forks a pty (pexpect) for ansible-playbook. Forking a process that holds
+    gRPC threads (the Pulumi Automation API runs in ours) can kill the child in gRPC's poller
+    before ansible-playbook starts, so the fork happens in a clean interpreter instead.
+    """
+    context = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue[tuple[str, dict[str, Any]]] = context.Queue()
+    child = context.Process(target=_runner_child, args=(kwargs, queue), daemon=True)
+    child.start()
+    try:
+        while True:
+            try:
+                kind, payload = queue.get(timeout=1.0)
+            except Empty:
+                if not child.is_alive():
+                    raise AnsibleError(
+                        f"the ansible-runner process died (exit code {child.exitcode})"
+                    ) from None
+                continue
+            if kind == "event":
+                handle(payload)
+            else:
+                return payload
+    finally:
+        child.join(timeout=10)
+
+
+def _runner_child(kwargs: dict[str, Any], queue: multiprocessing.Queue[Any]) -> None:
+    """In the spawned interpreter: run the playbook, send every event, then the outcome."""
+
+    def relay(event: dict[str, Any]) -> bool:
+        queue.put(("event", event))
+        return True
+
+    # a fresh private data dir per run: ansible-runner keeps env/ files there that would
+    # otherwise carry one lab's settings into the next run
+    with tempfile.TemporaryDirectory(prefix="gestic-ansible-") as private:
+        result = ansible_runner.run(private_data_dir=private, event_handler=relay, **kwargs)
+        tail = result.stdout.read().splitlines()[-15:] if result.rc != 0 else []
+    queue.put(
+        (
+            "result",
+            {
+                "status": result.status,
+                "rc": result.rc,
+                "stats": result.stats,
+                "artifact_dir": result.config.artifact_dir,
+                "stdout_tail": tail,
+            },
+        )
     )
 
 

@@ -177,7 +177,7 @@ def _print_run(result: BotRun) -> None:
 @click.option("--step", "from_step", default=None, help="Start at this step (skip earlier ones).")
 @click.option("--max-minutes", type=float, default=None, help="Stop starting robots after this.")
 @click.pass_obj
-def run(  # noqa: PLR0917 (click passes every option)
+def run(
     obj: RpaContext,
     bot_name: str,
     workers: int,
