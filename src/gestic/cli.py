@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from gestic.commands import discovered
+from gestic.console import console
 from gestic.context import Context
 from gestic.converge import ConvergeResult, run_playbook
 from gestic.errors import GesticError
@@ -21,7 +21,6 @@ from gestic.infra import OpResult
 from gestic.lab.status import host_statuses, leftovers
 from gestic.verify import VerifyResult, run_verify
 
-console = Console(stderr=False, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from gestic.backup.ops import backup_now, check, verify_restore
+from gestic.console import console
 from gestic.context import Context
 from gestic.dr.errors import DrError
 from gestic.dr.plan import PLAN_FILE, load_plan
-
-console = Console(highlight=False)
 
 
 @click.group(name="backup")

@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from gestic.change_record import build
+from gestic.console import console
 from gestic.context import Context
-
-console = Console(highlight=False)
 
 
 @click.group(name="change")

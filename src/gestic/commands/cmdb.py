@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from gestic.cmdb import FactCollector, build_assets, write_exports
+from gestic.console import console
 from gestic.context import Context
 from gestic.converge import run_playbook
 from gestic.errors import GesticError
-
-console = Console(highlight=False)
 
 
 @click.group(name="cmdb")

@@ -7,13 +7,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
-from rich.console import Console
 
+from gestic.console import console
 from gestic.context import Context
 from gestic.drift import DriftReport, detect
 from gestic.errors import GesticError
-
-console = Console(highlight=False)
 
 
 class DriftFound(GesticError):

@@ -6,16 +6,14 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from gestic.console import console
 from gestic.context import Context
 from gestic.dr.drill import CleanupResult, DrillResult, Scenario, cleanup, run_drill
 from gestic.dr.errors import DrillError
 from gestic.dr.evidence import duration, write_evidence
 from gestic.dr.plan import PLAN_FILE, Step, load_plan
-
-console = Console(highlight=False)
 
 
 def _approver(auto: bool) -> object:

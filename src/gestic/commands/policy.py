@@ -6,17 +6,15 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from gestic.console import console
 from gestic.context import Context
 from gestic.errors import GesticError
 from gestic.model import load_model
 from gestic.policy_check import PolicyReport, check, stack_config_path
 from gestic.production.config import load_stack_file
 from gestic.production.rules import RULES
-
-console = Console(highlight=False)
 
 
 class PolicyViolation(GesticError):

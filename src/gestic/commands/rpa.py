@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
+from gestic.console import console
 from gestic.context import Context
 from gestic.ledger import LEDGER_URL_ENV, default_url
 from gestic.rpa.errors import RpaError
@@ -23,8 +24,6 @@ from gestic.rpa.report import write_report
 from gestic.rpa.runner import BotRun, RobotsEnv, Runner, interrupt_event
 from gestic.rpa.schedule import Scheduler, timezone
 from gestic.rpa.sla import Period, at_risk
-
-console = Console(highlight=False)
 
 ROBOTS_ENV = "GESTIC_ROBOTS_DIR"
 
