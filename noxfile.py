@@ -147,14 +147,26 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Lab benchmarks (image, up, no-op up, destroy, memory): writes bench/results.json."""
+    """Benchmarks into bench/results.json: lab, converge, RPA and DR (`-- NAME...`: only those)."""
     _ensure_root(session)
     _ensure_debian_packages(session)
     _install(session)
     _ensure_engine(session)
     results = str(ROOT / "bench" / "results.json")
-    for bench_script in ("lab_bench.py", "converge_bench.py"):
-        session.run("python", str(ROOT / "bench" / bench_script), "--output", results)
+    only = set(session.posargs)  # e.g. `nox -s bench -- lab rpa`: only these benchmarks
+    for name in ("lab", "converge", "rpa"):
+        if not only or name in only:
+            session.run("python", str(ROOT / "bench" / f"{name}_bench.py"), "--output", results)
+    if only and "dr" not in only:
+        return
+    # The DR benchmark needs a converged lab of its own: a separate lab name and state dir.
+    env = {"GESTIC_LAB_NAME": "bench", "GESTIC_STATE_DIR": str(ROOT / ".gestic" / "bench")}
+    session.run("gestic", "infra", "up", "--stack", "lab", "--quiet", env=env)
+    try:
+        session.run("gestic", "converge", env=env)
+        session.run("python", str(ROOT / "bench" / "dr_bench.py"), "--output", results, env=env)
+    finally:
+        session.run("gestic", "infra", "destroy", "--stack", "lab", "--quiet", env=env)
 
 
 # ---- change control (issue 6): the sessions the CI workflows run -------------------------------
@@ -185,9 +197,15 @@ def preview(session: nox.Session) -> None:
     )
     if os.environ.get("GESTIC_PRODUCTION_PREVIEW") == "1":
         session.run(
-            "pulumi", "preview", "--stack", "production", "--diff",
-            "--policy-pack", str(ROOT / "policy"),
-            "--cwd", str(ROOT / "stacks" / "production"),
+            "pulumi",
+            "preview",
+            "--stack",
+            "production",
+            "--diff",
+            "--policy-pack",
+            str(ROOT / "policy"),
+            "--cwd",
+            str(ROOT / "stacks" / "production"),
             external=True,
         )
 
@@ -198,9 +216,7 @@ def converge_check(session: nox.Session) -> None:
     _lab_session(session)
     out = ARTIFACTS / "pr"
     out.mkdir(parents=True, exist_ok=True)
-    session.run(
-        "gestic", "drift", "--expect-changes", "--report", str(out / "converge-check.md")
-    )
+    session.run("gestic", "drift", "--expect-changes", "--report", str(out / "converge-check.md"))
 
 
 @nox.session
@@ -211,9 +227,7 @@ def pr_summary(session: nox.Session) -> None:
     out.mkdir(parents=True, exist_ok=True)
     base = os.environ.get("GESTIC_PR_BASE", "origin/main")
     record = out / "change-record.md"
-    session.run(
-        "gestic", "change", "record", "--range", f"{base}..HEAD", "--output", str(record)
-    )
+    session.run("gestic", "change", "record", "--range", f"{base}..HEAD", "--output", str(record))
     parts = [f"**CI:** {os.environ.get('GESTIC_PR_RESULTS', '-')}", record.read_text()]
     downloaded = ARTIFACTS / "downloaded"
     for name in ("policy.md", "converge-check.md"):
@@ -235,6 +249,14 @@ def apply(session: nox.Session) -> None:
 
 
 @nox.session
+def drill(session: nox.Session) -> None:
+    """A DR drill on the lab (`-- --scenario site-loss|host-loss [--test]`); evidence in dr/."""
+    _lab_session(session)
+    args = session.posargs or ["--scenario", "site-loss", "--test"]
+    session.run("gestic", "drill", "--auto-approve", *args)
+
+
+@nox.session
 def drift(session: nox.Session) -> None:
     """Drift of the lab (stack refresh-preview and Ansible --check --diff); fails on drift."""
     _lab_session(session)
@@ -248,6 +270,10 @@ def change_record(session: nox.Session) -> None:
     _install(session)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     session.run(
-        "gestic", "change", "record", *session.posargs,
-        "--output", str(ARTIFACTS / "change-record.md"),
+        "gestic",
+        "change",
+        "record",
+        *session.posargs,
+        "--output",
+        str(ARTIFACTS / "change-record.md"),
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
+from results_file import write_section
 
 from gestic.backup.ops import backup_now
 from gestic.context import Context
@@ -94,17 +95,13 @@ def main() -> None:
         for s in drill.services
     ]
     ratios = [s["overhead_ratio"] for s in services if s["overhead_ratio"] is not None]
-    results: dict[str, Any] = {}
-    if args.output.is_file():
-        results = json.loads(args.output.read_text())
-    results["dr"] = {
+    section = {
         "throughput": throughput,
         "drill": {"ok": drill.ok, "services": services, "goal_overhead_ratio": 1.5,
                   "max_overhead_ratio": max(ratios) if ratios else None},
     }  # fmt: skip
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results["dr"], indent=2))
+    write_section(args.output, "dr", section)
+    print(json.dumps(section, indent=2))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
   median wall time of each, and (b - a) / a. Goal: under 10 %.
 * throughput: N items through the no-op bot with 1 and with 4 robot workers (items/s).
 
-Usage: python bench/rpa_bench.py --output bench/rpa-results.json [--repeat 5] [--items 200]
+Usage: python bench/rpa_bench.py --output bench/results.json [--repeat 5] [--items 200]
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from results_file import write_section
 
 from gestic.ledger import Ledger
 from gestic.paths import cache_dir
@@ -74,7 +75,7 @@ def main() -> int:
     args = parser.parse_args()
     env = RobotsEnv.ensure(ROOT / "robots" / "requirements.txt", cache_dir(), log=print)
     bot = load_bot(NOOP)
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version}}
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="gestic-rpa-bench-") as tmp:
         work = Path(tmp)
         runner = make_runner(work, env)
@@ -112,8 +113,7 @@ def main() -> int:
                 "items_per_s": round(done / elapsed, 1),
             }
             print(workers, "workers:", results["throughput"][f"workers_{workers}"])
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    write_section(args.output, "rpa", results)
     print(f"wrote {args.output}")
     return 0
 

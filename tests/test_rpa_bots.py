@@ -6,7 +6,7 @@ The robots' environment is built once into the cache (`gestic rpa env`) and reus
 
 from __future__ import annotations
 
-import html
+import dataclasses
 import itertools
 import json
 import os
@@ -19,16 +19,15 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
-from urllib.parse import parse_qs
 
 import pytest
 import yaml
 
 from gestic.ledger import Ledger
 from gestic.paths import cache_dir
+from gestic.rpa.errors import RpaError
 from gestic.rpa.manifest import SeedItem, load_bot, load_seed
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
 from gestic.rpa.runner import BotRun, RobotsEnv, Runner, parse_output
@@ -221,6 +220,25 @@ def test_parallel_robots_share_the_queue_without_double_processing(
     assert len(workers) >= 2
 
 
+def test_robots_are_started_inside_the_network_namespace_asked_for(
+    runner: Runner, tmp_path: Path
+) -> None:
+    bot = load_bot(TEST_BOTS / "noop")
+    step = bot.manifest.steps[0]
+    plain = runner.robot_command(bot, step, tmp_path, {})
+    assert plain[0] == str(runner.env.python)
+    inside = dataclasses.replace(runner, netns="gestic-lab").robot_command(bot, step, tmp_path, {})
+    assert inside == ["nsenter", "--net=/run/netns/gestic-lab", "--", *plain]
+    # A namespace that does not exist stops the run before anything is recorded or started.
+    missing = dataclasses.replace(runner, netns="gestic-nolab0")
+    with pytest.raises(RpaError, match="network namespace gestic-nolab0 does not exist"):
+        missing.run_bot(bot, seed=_items({}))
+    assert runner.ledger.runs() == []
+    assert runner.queue.items() == []
+    with pytest.raises(RpaError, match="invalid network namespace"):
+        dataclasses.replace(runner, netns="../x").run_bot(bot)
+
+
 def test_parse_output_reads_each_task(runner: Runner) -> None:
     bot = load_bot(TEST_BOTS / "noop")
     result = runner.run_bot(bot, seed=_items({}, {}))
@@ -279,6 +297,30 @@ def test_cli_run_items_and_unavailable_database(tmp_path: Path, robots_env: Robo
     assert not (other_state / "artifacts").exists()
 
 
+def test_cli_lab_flag_needs_the_lab_up_and_lab_addresses_hint_at_it(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    env = {
+        **os.environ,
+        "GESTIC_STATE_DIR": str(state),
+        "GESTIC_LEDGER_URL": f"sqlite:///{state / 'ledger.db'}",
+        "GESTIC_ROOT": str(ROOT),
+        "GESTIC_LAB_NAME": "nolab9",  # never brought up
+        "COLUMNS": "200",
+    }
+    proc = _gestic("rpa", "--robots", str(TEST_BOTS), "run", "noop", "--lab", env=env)
+    assert proc.returncode == 1
+    assert "the lab 'nolab9' is not up (no network namespace gestic-nolab9)" in proc.stdout
+    assert not (state / "ledger.db").exists()  # stopped before the queue was even opened
+    # Without --lab, a bot whose URLs are lab addresses is told how to reach them.
+    proc = _gestic(
+        "rpa", "--robots", str(TEST_BOTS), "run", "noop", "--no-seed",
+        "--var", "PORTAL_URL=http://10.213.1.11", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PORTAL_URL=http://10.213.1.11 is a lab address" in proc.stdout
+    assert "add --lab" in proc.stdout
+
+
 def test_revision_accesos_proposes_removals_for_review(runner: Runner) -> None:
     bot = load_bot(ROOT / "robots" / "revision-accesos")
     seed = load_seed(bot.root / "devdata/work-items-in/revision-mensual/work-items.json")
@@ -299,97 +341,123 @@ def test_revision_accesos_proposes_removals_for_review(runner: Runner) -> None:
     assert "mrodriguez,conservar" in table
 
 
-class _PortalStandIn(BaseHTTPRequestHandler):
-    """A small stand-in of the beneficiaries portal's update form (unit tests only)."""
+PORTAL_FILES = ROOT / "playbooks" / "roles" / "portal" / "files"
+#: The lab's first sample beneficiaries (playbooks/roles/database/files/sql/sample_data.sql):
+#: document, full name, email, phone, address, city.
+SAMPLE_BENEFICIARIES = (
+    ("52209458", "Diego Hernández Sánchez", "diego.hernandez2@example.com", "3658697902",
+     "Avenida 15 # 27-59", "Cali"),
+    ("52314187", "José Pérez Ortiz", "jose.perez3@example.com", "3488046853",
+     "Diagonal 22 # 40-88", "Barranquilla"),
+    ("52418916", "Juan Rojas Pérez", "juan.rojas4@example.com", "3317395804",
+     "Transversal 29 # 53-18", "Bucaramanga"),
+)  # fmt: skip
 
-    people: ClassVar[dict[str, dict[str, str]]] = {}
 
-    def log_message(self, format: str, *args: object) -> None:
+class _MemoryRepository:
+    """The portal's repository interface over a dict: the sample beneficiaries, no loans."""
+
+    def __init__(self, beneficiary: type) -> None:
+        stamp = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+        self.people = {
+            doc: beneficiary(
+                document_type="CC",
+                document_number=doc,
+                full_name=name,
+                email=email,
+                phone=phone,
+                address=address,
+                city=city,
+                updated_at=stamp,
+            )
+            for doc, name, email, phone, address, city in SAMPLE_BENEFICIARIES
+        }
+        self.updates: list[tuple[str, dict[str, str]]] = []
+
+    def ping(self) -> None:
         return None
 
-    def _send(self, status: int, title: str, body: str) -> None:
-        page = (
-            f"<!DOCTYPE html><html><head><title>{title}</title></head><body>{body}</body></html>"
-        ).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(page)))
-        self.end_headers()
-        self.wfile.write(page)
+    def find_beneficiary(self, document: str) -> object | None:
+        return self.people.get(document)
 
-    def _form(self, doc: str, values: dict[str, str], errors: str = "") -> str:
-        inputs = "".join(
-            f'<input id="{f}" name="{f}" value="{html.escape(values.get(f, ""))}">'
-            for f in ("full_name", "email", "phone", "address")
-        )
-        return (
-            f'{errors}<form id="actualizar" method="post" '
-            f'action="/beneficiarios/{doc}/editar">{inputs}'
-            '<button type="submit" id="guardar">Guardar</button></form>'
-        )
+    def loans_of(self, document: str) -> list[object] | None:
+        return [] if document in self.people else None
 
-    def do_GET(self) -> None:
-        parts = self.path.split("?")[0].strip("/").split("/")
-        doc = parts[1] if len(parts) > 1 else ""
-        if doc not in self.people:
-            self._send(404, "Beneficiario no encontrado", f"<p>No encontramos {doc}</p>")
-        elif len(parts) == 3 and parts[2] == "editar":
-            self._send(200, "Actualizar datos", self._form(doc, self.people[doc]))
-        else:
-            notice = '<p class="aviso" id="aviso">Datos actualizados correctamente.</p>'
-            self._send(200, "Beneficiario", notice if "ok=1" in self.path else "")
-
-    def do_POST(self) -> None:
-        doc = self.path.strip("/").split("/")[1]
-        length = int(self.headers.get("Content-Length", "0"))
-        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-        if "@" not in form.get("email", "@"):
-            errors = (
-                '<p class="error" id="errores">Revise los campos marcados.</p>'
-                '<p class="error" id="error-email">Correo electrónico inválido.</p>'
-            )
-            self._send(422, "Actualizar datos", self._form(doc, form, errors))
-            return
-        self.people[doc].update(form)
-        self.send_response(303)
-        self.send_header("Location", f"/beneficiarios/{doc}?ok=1")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+    def update_beneficiary(self, document: str, changes: dict[str, str]) -> object | None:
+        if document not in self.people:
+            return None
+        self.updates.append((document, dict(changes)))
+        self.people[document] = dataclasses.replace(self.people[document], **changes)
+        return self.people[document]
 
 
 @pytest.fixture
-def portal() -> Iterator[tuple[str, dict[str, dict[str, str]]]]:
-    people = {
-        doc: {"full_name": "X", "email": "x@x.co", "phone": "3000000000", "address": "-"}
-        for doc in ("1010101010", "1020202020", "1030303030")
-    }
-    handler = type("Portal", (_PortalStandIn,), {"people": people})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def portal() -> Iterator[tuple[str, _MemoryRepository]]:
+    """The real portal application (the role's files/portal, Flask) on a local port.
+
+    The same pages, form, CSRF session and validation as on the lab's web-p1, over an
+    in-memory repository instead of PostgreSQL; tests/test_rpa_lab.py runs the bot against
+    the deployed portal itself.
+    """
+    if os.environ.get("CI") != "true":  # in CI a missing Flask must fail, not skip
+        pytest.importorskip("flask", reason="the portal application needs Flask (test extra)")
+    sys.path.insert(0, str(PORTAL_FILES))
+    try:
+        from portal.app import create_app  # noqa: PLC0415
+        from portal.config import Settings  # noqa: PLC0415
+        from portal.domain import Beneficiary  # noqa: PLC0415
+        from werkzeug.serving import make_server  # noqa: PLC0415
+    finally:
+        sys.path.remove(str(PORTAL_FILES))
+    repo = _MemoryRepository(Beneficiary)
+    settings = Settings(
+        secret_key="test-secret-key-0123456789",
+        site="principal",
+        host_name="web-p1",
+        cookie_secure=False,
+        database=None,
+    )
+    server = make_server("127.0.0.1", 0, create_app(settings, repo), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", people
+    yield f"http://127.0.0.1:{server.server_port}", repo
     server.shutdown()
     server.server_close()
 
 
 def test_actualizacion_datos_fills_the_portal_form_with_a_real_browser(
-    runner: Runner, portal: tuple[str, dict[str, dict[str, str]]]
+    runner: Runner, portal: tuple[str, _MemoryRepository]
 ) -> None:
-    url, people = portal
+    url, repo = portal
     bot = load_bot(ROOT / "robots" / "actualizacion-datos")
     seed = load_seed(bot.root / "devdata/work-items-in/actualizaciones/work-items.json")
     result = runner.run_bot(bot, seed=seed, variables={"PORTAL_URL": url})
     assert result.ok, result.summary()
-    assert result.queues["actualizacion-datos.registros"] == {DONE: 2, "failed_business": 2}
-    assert people["1010101010"]["email"] == "ana.rojas@correo.com.co"
-    assert people["1020202020"]["address"] == "Carrera 7 # 45-12 Medellín"
-    assert people["1030303030"]["email"] == "x@x.co"  # rejected by the portal: unchanged
+    assert result.queues["actualizacion-datos.registros"] == {DONE: 2, "failed_business": 3}
+    people = {doc: dataclasses.asdict(b) for doc, b in repo.people.items()}
+    assert people["52209458"]["full_name"] == "Diego Hernández Sánchez"
+    assert people["52209458"]["email"] == "diego.hernandez@correo.com.co"
+    assert people["52209458"]["address"] == "Calle 10 # 20-30 Cali"
+    # a record without a name keeps the portal's; the portal normalises the phone number
+    assert people["52314187"]["full_name"] == "José Pérez Ortiz"
+    assert people["52314187"]["phone"] == "3109876543"
+    # rejected by the portal's validation: nothing changed
+    assert people["52418916"]["email"] == "juan.rojas4@example.com"
+    assert [doc for doc, _ in repo.updates] == ["52209458", "52314187"]
     failed = {
         i.exception_code: i.exception_message
         for i in runner.queue.items(queue="actualizacion-datos.registros", states=[FAILED])
     }
-    assert set(failed) == {"DATOS_RECHAZADOS", "REGISTRO_INVALIDO"}
-    assert "Correo electrónico inválido" in (failed["DATOS_RECHAZADOS"] or "")
+    assert set(failed) == {"DATOS_RECHAZADOS", "BENEFICIARIO_NO_ENCONTRADO", "REGISTRO_INVALIDO"}
+    assert failed["DATOS_RECHAZADOS"] == (
+        "email: Escriba un correo electrónico válido, por ejemplo nombre@dominio.com."
+    )
+    assert "1099999999" in (failed["BENEFICIARIO_NO_ENCONTRADO"] or "")
+    outputs = [i.payload for i in runner.queue.items(queue=bot.final_queue)]
+    assert {o["documento"]: o["aviso"] for o in outputs} == {
+        "52209458": "Datos actualizados correctamente.",
+        "52314187": "Datos actualizados correctamente.",
+    }
 
 
 def test_portal_down_is_an_application_failure_retried_then_dead_lettered(
@@ -404,7 +472,7 @@ def test_portal_down_is_an_application_failure_retried_then_dead_lettered(
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
-    record = {"documento": "1010101010", "email": "a@b.co", "linea": 2}
+    record = {"documento": "52209458", "email": "a@b.co", "linea": 2}
     result = runner.run_bot(
         bot,
         seed=_items(record),

@@ -15,15 +15,14 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from gestic.errors import GesticError, ModelError
 from gestic.ledger import Ledger, RunRecord
 from gestic.model import Model, load_model
-
-Lang = Literal["es", "en"]
+from gestic.reports import Lang
 
 #: Ledger kinds that count as verification of a change.
 VERIFY_KINDS = ("converge", "converge.check", "verify", "drift", "policy.check")

@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from gestic import demo_steps
 from gestic.commands import discovered
 from gestic.console import console
 from gestic.context import Context
@@ -56,6 +57,8 @@ def _validate(obj: Context) -> None:
         f"[green]ok[/] {obj.inventory}: {len(model.sites)} sites, {len(model.hosts)} hosts, "
         f"{len(model.services)} services, {len(model.backup_policies)} backup policies"
     )
+    for warning in model.warnings:
+        console.print(f"[yellow]warning[/] {warning}")
 
 
 @cli.group()
@@ -214,29 +217,61 @@ def verify(obj: Context) -> None:
         raise GesticError("verification failed:\n" + "\n".join(f"  - {f}" for f in result.failed))
 
 
+DEMO_PHASES = ("infra", "backup", "drill", "robots", "reports")
+
+
 @cli.command()
-@click.pass_obj
-def demo(obj: Context) -> None:
-    """The main job on the lab: validate, provision, converge, verify, check idempotence."""
-    obj = _ctx(obj)
-    total = 6
-    _step(1, total, "validate the model")
-    _validate(obj)
-    _step(2, total, "provision the lab datacenter (pulumi up)")
-    _print_changes(_infra(obj, "up", quiet=True))
-    _step(3, total, "configure the hosts (ansible)")
-    _require(_converge(obj, check=False, diff=False, limit=None, tags=None).ok, "converge")
-    _step(4, total, "verify the hosts (testinfra)")
-    _require(_verify(obj).ok, "verify")
-    _step(5, total, "check idempotence: a second pulumi up changes nothing")
-    second_up = _infra(obj, "up", quiet=True)
-    _print_changes(second_up)
-    _require(second_up.changed == 0, "the second pulumi up changed resources")
-    _step(6, total, "check idempotence: a second converge changes nothing")
-    second = _converge(obj, check=False, diff=False, limit=None, tags=None)
-    _require(second.ok and second.changed == 0, "the second converge changed tasks")
+@click.option(
+    "--until",
+    type=click.Choice(DEMO_PHASES),
+    default=DEMO_PHASES[-1],
+    show_default=True,
+    help="Stop after this phase (the earlier ones always run).",
+)
+@click.pass_context
+def demo(click_ctx: click.Context, until: str) -> None:
+    """The main job on the lab: provision, configure, verify, back up, drill, robots, reports."""
+    obj = _ctx(click_ctx.obj)
+    phases = DEMO_PHASES[: DEMO_PHASES.index(until) + 1]
+    steps = _demo_steps(click_ctx, obj, phases)
+    for number, (title, action) in enumerate(steps, start=1):
+        _step(number, len(steps), title)
+        action()
     console.rule("[bold green]demo complete")
     _print_status(obj)
+
+
+def _demo_steps(
+    click_ctx: click.Context, obj: Context, phases: tuple[str, ...]
+) -> list[tuple[str, Callable[[], None]]]:
+    """The demo's steps, phase by phase; each reuses the command a person would run."""
+
+    def converge_once() -> None:
+        _require(_converge(obj, check=False, diff=False, limit=None, tags=None).ok, "converge")
+
+    def second_up() -> None:
+        result = _infra(obj, "up", quiet=True)
+        _print_changes(result)
+        _require(result.changed == 0, "the second pulumi up changed resources")
+
+    def second_converge() -> None:
+        result = _converge(obj, check=False, diff=False, limit=None, tags=None)
+        _require(result.ok and result.changed == 0, "the second converge changed tasks")
+
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("validate the model", lambda: _validate(obj)),
+        (
+            "provision the lab datacenter (pulumi up)",
+            lambda: _print_changes(_infra(obj, "up", quiet=True)),
+        ),
+        ("configure the hosts (ansible)", converge_once),
+        ("verify the hosts (testinfra)", lambda: _require(_verify(obj).ok, "verify")),
+        ("check idempotence: a second pulumi up changes nothing", second_up),
+        ("check idempotence: a second converge changes nothing", second_converge),
+    ]
+    for phase in phases[1:]:
+        steps.extend(demo_steps.for_phase(phase, click_ctx, obj))
+    return steps
 
 
 def _step(number: int, total: int, title: str) -> None:

@@ -114,7 +114,7 @@ def run_playbook(
 
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    outcome = _run_isolated(
+    outcome = run_isolated(
         {
             "artifact_dir": str(artifacts_dir),
             "project_dir": str(playbooks_dir),
@@ -148,7 +148,7 @@ def run_playbook(
     )
 
 
-def _run_isolated(
+def run_isolated(
     kwargs: dict[str, Any], handle: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any]:
     """Run ansible-runner in a freshly spawned interpreter, relaying its events to `handle`.

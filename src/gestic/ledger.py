@@ -33,8 +33,6 @@ from typing import Any, Final
 from sqlalchemy import (
     JSON,
     Column,
-    DateTime,
-    Dialect,
     Engine,
     Float,
     Index,
@@ -44,17 +42,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
-    create_engine,
-    event,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
-from gestic import paths
+from gestic import db, paths
+from gestic.db import UTCDateTime
 from gestic.errors import LedgerError
 
 __all__ = [
@@ -78,34 +73,8 @@ SUCCEEDED: Final = "succeeded"
 FAILED: Final = "failed"
 FINAL_STATUSES: Final = frozenset({SUCCEEDED, FAILED})
 
-#: How long a SQLite writer waits for another process's write lock before giving up.
-SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 #: How long commit detection may take before the run is recorded without a commit.
 GIT_TIMEOUT_S: Final = 10.0
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored in UTC and always read back as a timezone-aware UTC datetime.
-
-    SQLite has no timezone support and returns naive values: those are UTC by construction.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: the ledger only stores aware timestamps")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 metadata = MetaData()
@@ -200,28 +169,6 @@ def _json_dumps(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-def _mask(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"
-
-
-def _cause(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-    finally:
-        cursor.close()
-
-
 def _git(root: os.PathLike[str] | str, *args: str) -> str | None:
     try:
         proc = subprocess.run(
@@ -272,33 +219,17 @@ class Ledger:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self.display_url = _mask(url)
+        self.display_url = db.masked(url)
         # Monotonic start times of the runs this object started, for exact durations.
         self._started: dict[int, float] = {}
         self._lock = threading.Lock()
-        try:
-            sa_url = make_url(url)
-            kwargs: dict[str, Any] = {"json_serializer": _json_dumps}
-            is_sqlite = sa_url.get_backend_name() == "sqlite"
-            if is_sqlite:
-                kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-            else:
-                kwargs["pool_pre_ping"] = True
-            self._engine: Engine = create_engine(sa_url, **kwargs)
-        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-            raise LedgerError(
-                f"cannot use the run ledger at {self.display_url}: {_cause(exc)}"
-            ) from exc
-        if is_sqlite:
-            event.listen(self._engine, "connect", _sqlite_on_connect)
-        try:
-            metadata.create_all(self._engine)
-        except SQLAlchemyError as exc:
-            self._engine.dispose()
-            hint = " (does its directory exist and is it writable?)" if is_sqlite else ""
-            raise LedgerError(
-                f"cannot open the run ledger at {self.display_url}{hint}: {_cause(exc)}"
-            ) from exc
+        self._engine: Engine = db.make_engine(
+            url,
+            what="run ledger",
+            error=LedgerError,
+            metadata=metadata,
+            json_serializer=_json_dumps,
+        )
 
     @classmethod
     def from_env(cls) -> Ledger:
@@ -330,14 +261,8 @@ class Ledger:
     ) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _guard(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except SQLAlchemyError as exc:
-            raise LedgerError(
-                f"run ledger at {self.display_url}: cannot {action}: {_cause(exc)}"
-            ) from exc
+    def _guard(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return db.reraise(LedgerError, f"run ledger at {self.display_url}: cannot {action}")
 
     def start(self, *, kind: str, target: str, details: dict[str, Any] | None = None) -> int:
         """Record a run as started ("running") and return its id."""

@@ -75,7 +75,7 @@ def run_verify(
         "-p",
         "no:cacheprovider",
         "--rootdir",
-        str(checks_dir),
+        str(checks_dir if checks_dir.is_dir() else checks_dir.parent),  # one file or all
         "-q",
         "--no-header",
         f"--junitxml={junit}",

@@ -2,7 +2,16 @@
 
 The browser work (Selenium through RPA.Browser.Selenium) is in the robot; this library reads
 the source spreadsheet, checks each record before the portal is touched, gives the headless
-Chromium options, and tells what page the portal answered with.
+Chromium options, tells what page the portal answered with and reads its validation errors.
+
+The portal (playbooks/roles/portal/files/portal) serves the form at
+``/beneficiarios/<documento>/editar``: ``form#actualizar`` with inputs ``full_name``, ``email``,
+``phone`` and ``address`` (pre-filled; every field is required, so the robot only retypes the
+fields the record brings), a CSRF token in the session, and ``button#guardar``. A saved form
+redirects to the beneficiary's page with ``#aviso``; a rejected one comes back (422) with
+``#errores`` and one ``p.error#error-<field>`` per invalid field. An unknown document is a 404
+page titled "Beneficiario no encontrado"; nginx or a database that does not answer gives a
+502/503 page.
 """
 
 from __future__ import annotations
@@ -77,6 +86,20 @@ class Actualizacion:
     def servicio(self) -> str:
         driver = os.environ.get("GESTIC_CHROMEDRIVER", "/usr/bin/chromedriver")
         return f'executable_path="{driver}"'
+
+    @keyword("Rechazos Del Formulario")
+    def rechazos(self, errores: list[Any]) -> str:
+        """The portal's validation messages, one per field: ``email: <message>; ...``.
+
+        `errores` are the form's error elements (``p.error`` with ``id="error-<field>"``), as
+        Selenium WebElements; the values typed are personal data and are never repeated here.
+        """
+        textos = []
+        for elemento in errores:
+            campo = str(elemento.get_attribute("id") or "").removeprefix("error-")
+            texto = " ".join(str(elemento.text or "").split())
+            textos.append(f"{campo}: {texto}" if campo else texto)
+        return "; ".join(textos)
 
     @keyword("Clasificar Pagina")
     def clasificar(self, titulo: str, fuente: str) -> str:

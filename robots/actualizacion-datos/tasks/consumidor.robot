@@ -13,7 +13,8 @@ Suite Teardown      Close All Browsers
 
 
 *** Variables ***
-${PORTAL_URL}       http://10.213.1.11
+${PORTAL_URL}           http://10.213.1.11
+${ESPERA_DEL_PORTAL}    15s
 
 
 *** Tasks ***
@@ -28,6 +29,8 @@ Abrir El Navegador
     ${opciones}=    Opciones De Chromium
     ${servicio}=    Servicio De Chromedriver
     Open Browser    about:blank    browser=chrome    options=${opciones}    service=${servicio}
+    # un portal que acepta la conexión y no responde no retiene al robot 5 minutos
+    Set Selenium Page Load Timeout    ${ESPERA_DEL_PORTAL}
 
 Actualizar Un Beneficiario
     [Documentation]    Abre el formulario del beneficiario, lo llena, lo envía y confirma.
@@ -61,28 +64,39 @@ Actualizar Un Beneficiario
     Llenar Y Enviar El Formulario    ${registro}
 
 Llenar Y Enviar El Formulario
-    [Documentation]    Escribe cada campo que trae el registro, guarda y lee la respuesta.
+    [Documentation]    Escribe cada campo que trae el registro (los demás conservan lo que el
+    ...    portal ya tiene), guarda y lee la respuesta: el aviso de confirmación o los errores
+    ...    de validación que el portal muestra junto a cada campo.
     [Arguments]    ${registro}
     ${campos}=    Campos A Actualizar    ${registro}
     FOR    ${campo}    ${valor}    IN    &{campos}
         Input Text    id:${campo}    ${valor}    clear=${TRUE}
     END
     Click Button    id:guardar
-    ${ok}=    Run Keyword And Return Status    Wait Until Page Contains Element    id:aviso    5s
-    IF    ${ok}
+    ${respondio}=    Run Keyword And Return Status
+    ...    Wait Until Page Contains Element    css:#aviso, #errores    ${ESPERA_DEL_PORTAL}
+    IF    not ${respondio}
+        ${titulo}=    Get Title
+        Release Input Work Item    FAILED    exception_type=APPLICATION
+        ...    code=PORTAL_SIN_CONFIRMACION
+        ...    message=el portal no confirmó la actualización (página: ${titulo})
+        RETURN
+    END
+    ${confirmado}=    Get Element Count    id:aviso
+    IF    ${confirmado}
         ${aviso}=    Get Text    id:aviso
         Create Output Work Item    ${{ {**$campos, "documento": $registro["documento"], "aviso": $aviso} }}
         ...    save=${TRUE}
         Release Input Work Item    DONE
         RETURN
     END
-    ${rechazo}=    Run Keyword And Return Status    Page Should Contain Element    id:errores
-    IF    ${rechazo}
-        @{errores}=    Get WebElements    css:p.error
-        ${textos}=    Evaluate    "; ".join(e.text for e in $errores)
+    @{errores}=    Get WebElements    css:p.error[id^="error-"]
+    IF    $errores
+        ${rechazos}=    Rechazos Del Formulario    ${errores}
         Release Input Work Item    FAILED    exception_type=BUSINESS
-        ...    code=DATOS_RECHAZADOS    message=${textos}
+        ...    code=DATOS_RECHAZADOS    message=${rechazos}
     ELSE
+        ${aviso}=    Get Text    id:errores
         Release Input Work Item    FAILED    exception_type=APPLICATION
-        ...    code=PORTAL_SIN_CONFIRMACION    message=el portal no confirmó la actualización
+        ...    code=PORTAL_SIN_CONFIRMACION    message=el portal no guardó los datos: ${aviso}
     END

@@ -12,15 +12,12 @@
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import ansible_runner
-
 from gestic.context import Context
-from gestic.converge import ansible_env
+from gestic.converge import ansible_env, run_isolated
 from gestic.dr import isolation
 from gestic.dr.drill import cleanup, probes_for, run_wave
 from gestic.dr.errors import DrError
@@ -42,25 +39,43 @@ class AgentCall:
 
 
 def agent(ctx: Context, host: str, *args: str) -> AgentCall:
-    """Run `gestic-dr ARGS` on `host` (an Ansible ad-hoc command, as root) and parse its JSON."""
+    """Run `gestic-dr ARGS` on `host` (an Ansible ad-hoc command, as root) and parse its JSON.
+
+    Like every Ansible run of gestic it runs in a spawned interpreter (`run_isolated`): this
+    process also drives Pulumi (gRPC threads), and forking it directly can kill the child
+    before Ansible starts (seen as "did not run ... (status failed)" with no host event).
+    """
     ctx.access.write(ctx.model)
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="gestic-agent-") as private:
-        result = ansible_runner.run(
-            private_data_dir=private,
-            inventory=str(ctx.inventory / "hosts.yml"),
-            host_pattern=host,
-            module="ansible.builtin.command",
-            module_args=" ".join(_quote(a) for a in (AGENT, *args)),
-            envvars=ansible_env(ctx.access),
-            quiet=True,
-        )
-        res: dict[str, Any] = {}
-        for event in result.events:
-            if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
-                res = event.get("event_data", {}).get("res", {}) or {}
+    res: dict[str, Any] = {}
+
+    def handle(event: dict[str, Any]) -> bool:
+        nonlocal res
+        if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+            res = event.get("event_data", {}).get("res", {}) or {}
+        return True
+
+    artifacts = ctx.artifacts / "agent"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    outcome = run_isolated(
+        {
+            "artifact_dir": str(artifacts),
+            "inventory": str(ctx.inventory / "hosts.yml"),
+            "host_pattern": host,
+            "module": "ansible.builtin.command",
+            "module_args": " ".join(_quote(a) for a in (AGENT, *args)),
+            "envvars": ansible_env(ctx.access),
+            "quiet": True,
+            "rotate_artifacts": 20,
+        },
+        handle,
+    )
     if not res:
-        raise DrError(f"gestic-dr {' '.join(args)} did not run on {host} (status {result.status})")
+        tail = "\n".join(outcome.get("stdout_tail") or [])
+        raise DrError(
+            f"gestic-dr {' '.join(args)} did not run on {host} (status {outcome['status']})"
+            + (f":\n{tail}" if tail else "")
+        )
     if res.get("unreachable"):
         raise DrError(f"{host} is unreachable: {res.get('msg', '')}")
     try:

@@ -8,8 +8,25 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+
+from gestic import reports
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def lang_option(help: str | None = None) -> Callable[[F], F]:
+    """The `--lang` option of the commands that write reports: es (the default) or en."""
+    return click.option(
+        "--lang",
+        type=click.Choice(reports.LANGS),
+        default=reports.DEFAULT_LANG,
+        show_default=True,
+        help=help,
+    )
 
 
 def discovered() -> list[click.Command]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from gestic.change_record import build
+from gestic.commands import lang_option
 from gestic.console import console
 from gestic.context import Context
 
@@ -18,13 +19,7 @@ def COMMAND() -> None:
 
 @COMMAND.command(name="record")
 @click.option("--range", "rev_range", required=True, help="Commit range BASE..HEAD.")
-@click.option(
-    "--lang",
-    type=click.Choice(["es", "en"]),
-    default="es",
-    show_default=True,
-    help="Language of the Markdown (Spanish for the institution's records by default).",
-)
+@lang_option("Language of the Markdown (Spanish for the institution's records by default).")
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),

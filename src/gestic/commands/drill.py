@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from gestic.commands import lang_option
 from gestic.console import console
 from gestic.context import Context
 from gestic.dr.drill import CleanupResult, DrillResult, Scenario, cleanup, run_drill
@@ -36,7 +37,7 @@ def _approver(auto: bool) -> object:
 @click.option("--host", default=None, help="The lost host (host-loss).")
 @click.option("--test", is_flag=True, help="Leave production running; recover in isolation.")
 @click.option("--auto-approve", is_flag=True, help="Approve the plan's manual steps (drills).")
-@click.option("--lang", type=click.Choice(["es", "en"]), default="es", show_default=True)
+@lang_option()
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option(
     "--evidence-dir", type=click.Path(file_okay=False, path_type=Path), default=None,

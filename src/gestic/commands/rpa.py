@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
+from gestic.commands import lang_option
 from gestic.console import console
 from gestic.context import Context
+from gestic.errors import ModelError
+from gestic.lab import names
+from gestic.lab.network import netns_exists
 from gestic.ledger import LEDGER_URL_ENV, default_url
 from gestic.rpa.errors import RpaError
 from gestic.rpa.manifest import Bot, RpaSettings, discover, load_seed, load_settings
@@ -26,6 +33,18 @@ from gestic.rpa.schedule import Scheduler, timezone
 from gestic.rpa.sla import Period, at_risk
 
 ROBOTS_ENV = "GESTIC_ROBOTS_DIR"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def lab_option() -> Callable[[F], F]:
+    """`--lab`: start the robots inside the current lab's router network namespace."""
+    return click.option(
+        "--lab",
+        "in_lab",
+        is_flag=True,
+        help="Run the robots inside the lab's network (its router namespace), so that they "
+        "reach lab addresses such as the portal on web-p1; this machine's routes are untouched.",
+    )
 
 
 class RpaContext:
@@ -72,8 +91,23 @@ class RpaContext:
             log=console.print,
         )
 
-    def runner(self, *, verbose: bool = True) -> Runner:
-        # Open the queue (and so the database) before anything is created or started.
+    def lab_netns(self) -> str:
+        """The current lab's router namespace (the lab must be up): robots there reach it."""
+        try:
+            lab = self.ctx.lab_stack.settings.lab
+        except ValueError as exc:  # an inventory without gestic_lab (production)
+            raise RpaError(f"--lab: {exc}") from exc
+        netns = names.router_netns(lab)
+        if not netns_exists(netns):
+            raise RpaError(
+                f"--lab: the lab {lab!r} is not up (no network namespace {netns}); "
+                "start it with: gestic infra up --stack lab"
+            )
+        return netns
+
+    def runner(self, *, verbose: bool = True, in_lab: bool = False) -> Runner:
+        # Find the lab and open the queue (and so the database) before anything is started.
+        netns = self.lab_netns() if in_lab else None
         queue = self.queue
         ledger = self.ctx.ledger
         return Runner(
@@ -84,7 +118,29 @@ class RpaContext:
             state=self.ctx.state,
             artifacts=self.ctx.artifacts,
             log=(lambda m: console.print(m, markup=False)) if verbose else (lambda m: None),
+            netns=netns,
         )
+
+    def warn_lab_addresses(self, bot: Bot, variables: Mapping[str, str]) -> None:
+        """Say so when a bot's URLs point into the lab range but the robots run outside it."""
+        try:
+            lab = self.ctx.model.lab
+        except ModelError:  # only a hint: a run needs no model (e.g. on a bots host)
+            return
+        if lab is None:
+            return
+        for name, value in sorted({**bot.manifest.variables, **variables}.items()):
+            host = urlsplit(value).hostname if "://" in value else None
+            try:
+                inside = host is not None and ipaddress.ip_address(host) in lab.range
+            except ValueError:  # a host name, not an address
+                inside = False
+            if inside:
+                console.print(
+                    f"[yellow]{bot.name}: {name}={value} is a lab address ({lab.range}), "
+                    "which this machine has no route to: add --lab to run the robots inside "
+                    "the lab's network[/]"
+                )
 
 
 def _rpa(obj: Any) -> RpaContext:
@@ -158,7 +214,8 @@ def _print_run(result: BotRun) -> None:
             str(tally.get("in_progress", 0)),
         )
     console.print(table)
-    console.print(f"robots: {len(result.robots)}; logs and outputs: {result.artifacts}")
+    where = f" (in network namespace {result.netns})" if result.netns else ""
+    console.print(f"robots: {len(result.robots)}{where}; logs and outputs: {result.artifacts}")
 
 
 @COMMAND.command()
@@ -175,6 +232,7 @@ def _print_run(result: BotRun) -> None:
 @click.option("--var", "variables", multiple=True, help="Robot variable NAME=VALUE (repeatable).")
 @click.option("--step", "from_step", default=None, help="Start at this step (skip earlier ones).")
 @click.option("--max-minutes", type=float, default=None, help="Stop starting robots after this.")
+@lab_option()
 @click.pass_obj
 def run(
     obj: RpaContext,
@@ -185,18 +243,21 @@ def run(
     variables: tuple[str, ...],
     from_step: str | None,
     max_minutes: float | None,
+    in_lab: bool,
 ) -> None:
     """Run BOT: seed its first step, then work each step's queue with N robots."""
     rpa = _rpa(obj)
     bot = rpa.bot(bot_name)
     values = _parse_vars(variables)
+    if not in_lab:
+        rpa.warn_lab_addresses(bot, values)
     first = bot.step(from_step) if from_step else bot.manifest.steps[0]
     seed = None
     if input_file is not None:
         seed = load_seed(input_file)
     elif not no_seed and first.seed is not None:
         seed = load_seed(bot.root / first.seed)
-    runner = rpa.runner()
+    runner = rpa.runner(in_lab=in_lab)
     with interrupt_event() as stop:
         result = runner.run_bot(
             bot,
@@ -219,12 +280,15 @@ def run(
     "--business", is_flag=True, help="Also BUSINESS failures (once their data is corrected)."
 )
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 32))
+@lab_option()
 @click.pass_obj
-def rerun(obj: RpaContext, bot_name: str, failed: bool, business: bool, workers: int) -> None:
+def rerun(
+    obj: RpaContext, bot_name: str, failed: bool, business: bool, workers: int, in_lab: bool
+) -> None:
     """Put BOT's failed items back in its queues and work them again."""
     rpa = _rpa(obj)
     bot = rpa.bot(bot_name)
-    runner = rpa.runner()
+    runner = rpa.runner(in_lab=in_lab)
     requeued: dict[str, list[int]] = {}
     for step in bot.manifest.steps:
         ids = rpa.queue.requeue_failed(queue=step.queue, include_business=business)
@@ -333,7 +397,7 @@ def status(obj: RpaContext, watch: float | None) -> None:
 
 @COMMAND.command()
 @click.option("--period", required=True, help="The month to report, YYYY-MM.")
-@click.option("--lang", type=click.Choice(["es", "en"]), default="es", show_default=True)
+@lang_option()
 @click.option(
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
@@ -368,8 +432,11 @@ def report(obj: RpaContext, period: str, lang: str, output: Path | None, months:
 @click.option("--max-runs", type=int, default=None, help="Stop after this many bot runs.")
 @click.option("--list", "list_only", is_flag=True, help="Only show the next run of each bot.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 32))
+@lab_option()
 @click.pass_obj
-def schedule(obj: RpaContext, max_runs: int | None, list_only: bool, workers: int) -> None:
+def schedule(
+    obj: RpaContext, max_runs: int | None, list_only: bool, workers: int, in_lab: bool
+) -> None:
     """Run the bots on their manifests' cron schedules (the long-running service)."""
     rpa = _rpa(obj)
     settings = rpa.settings
@@ -385,7 +452,7 @@ def schedule(obj: RpaContext, max_runs: int | None, list_only: bool, workers: in
             table.add_row(name, enabled[name].manifest.schedule or "-", f"{when.astimezone(tz)}")
         console.print(table)
         return
-    runner = rpa.runner()
+    runner = rpa.runner(in_lab=in_lab)
 
     def run_one(bot: Bot, due: datetime) -> None:
         console.print(f"{datetime.now(tz):%Y-%m-%d %H:%M:%S} {bot.name}: scheduled run ({due})")

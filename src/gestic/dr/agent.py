@@ -186,7 +186,7 @@ def stage(settings: dict[str, Any]) -> dict[str, Any]:
         "files": manifest_of(settings["paths"]),
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    return {"stage_s": now() - started, "files": len(manifest["files"])}
+    return {"stage_s": now() - started, "manifest_files": len(manifest["files"])}
 
 
 def cmd_backup(settings: dict[str, Any], tags: Sequence[str]) -> dict[str, Any]:
@@ -204,7 +204,7 @@ def cmd_backup(settings: dict[str, Any], tags: Sequence[str]) -> dict[str, Any]:
         "service": settings["service"],
         "repository": repo["name"],
         "snapshot": summary.get("snapshot_id"),
-        "files": summary.get("total_files_processed"),
+        "files": summary.get("total_files_processed"),  # everything restic read, dumps too
         "bytes": summary.get("total_bytes_processed"),
         "added_bytes": summary.get("data_added"),
         "started_at": iso(started),
@@ -340,11 +340,16 @@ def state_dir(service: str) -> Path:
 
 
 def _move(src: Path, dst: Path) -> None:
+    """Move src to dst; `dst` appears complete or not at all (an interrupted copy leaves only
+    a `.partial` next to it, and `src` intact)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         src.rename(dst)
     except OSError:
-        shutil.copytree(src, dst, symlinks=True) if src.is_dir() else shutil.copy2(src, dst)
+        partial = dst.with_name(dst.name + ".partial")
+        _remove(partial)
+        shutil.copytree(src, partial, symlinks=True) if src.is_dir() else shutil.copy2(src, partial)
+        partial.rename(dst)
         shutil.rmtree(src) if src.is_dir() else src.unlink()
 
 
@@ -424,8 +429,10 @@ def cmd_recover(
             aside = sdir / "aside" / path.lstrip("/")
             if target.exists() and keep_aside:
                 _remove(aside)
-                _move(target, aside)
+                # recorded before the move: cleanup after an interruption puts it back
                 record["aside_paths"].append(path)
+                _write_state(service, record)
+                _move(target, aside)
             else:
                 _remove(target)
             if source.exists():
@@ -434,8 +441,9 @@ def cmd_recover(
             aside_db = f"{db}{ASIDE_SUFFIX}"
             if _db_exists(db):
                 if keep_aside and not _db_exists(aside_db):
-                    _rename_db(db, aside_db)
                     record["aside_databases"].append(db)
+                    _write_state(service, record)
+                    _rename_db(db, aside_db)
                 else:
                     _drop_db(db)
             # the dump is read by this (root) process: postgres cannot enter the restore dir
@@ -456,7 +464,7 @@ def cmd_recover(
                     f"restoring database {db} into {scratch_db}",
                     stdin=dump,
                 )
-    (sdir / "state.json").write_text(json.dumps(record), encoding="utf-8")
+    _write_state(service, record)
     t_data = now()
     for unit in units:
         run(["systemctl", "restart", unit], f"starting {unit}")
@@ -491,6 +499,14 @@ def _db_bytes(databases: Sequence[str], mode: str) -> int:
         with contextlib.suppress(AgentError, ValueError):
             total += int(psql("postgres", f"SELECT pg_database_size('{name}')", "sizing"))
     return total
+
+
+def _write_state(service: str, record: dict[str, Any]) -> None:
+    """What a recovery set aside, written atomically before (and after) each change."""
+    file = state_dir(service) / "state.json"
+    tmp = file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record), encoding="utf-8")
+    tmp.replace(file)
 
 
 def _read_state(service: str) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ from gestic.converge import run_playbook
 from gestic.dr import isolation
 from gestic.dr.errors import DrillError
 from gestic.dr.plan import Plan, Step
+from gestic.errors import GesticError
 from gestic.lab import host as lab_host
 
 Scenario = Literal["site-loss", "host-loss"]
@@ -36,6 +37,7 @@ Say = Callable[[str], None]
 
 RECOVER_TASK = "Restore the wave's services from their newest backup, start and probe them"
 STATUS_TASK = "Report what recoveries left on this host"
+LOGIN_TIMEOUT_S = 90.0
 
 
 @dataclass(kw_only=True)
@@ -479,21 +481,50 @@ def _irreducible(plan: Plan, results: dict[str, ServiceResult], service: str) ->
 # --- cleanup / failback -----------------------------------------------------------------------
 
 
+def start_stopped_hosts(ctx: Context, *, say: Say = lambda _m: None) -> tuple[list[str], list[str]]:
+    """Start every lab host that is not running (a drill stopped it, or it died) and wait until
+    the automation account can log in; return (hosts started, problems).
+
+    The stack's state still records a host stopped outside Pulumi as running, so `up` alone
+    would change nothing: `refresh` first records that it is gone, then `up` boots it again.
+    """
+    settings = ctx.lab_stack.settings
+    model = ctx.model
+    stopped = sorted(
+        h for h in model.hosts if lab_host.host_pid(state_dir=settings.state_dir, name=h) is None
+    )
+    if not stopped:
+        return [], []
+    say(f"starting {', '.join(stopped)} again (pulumi refresh + up)")
+    problems: list[str] = []
+    try:
+        ctx.lab_stack.run("refresh")
+        ctx.lab_stack.run("up")
+    except GesticError as exc:
+        problems.append(f"restarting {', '.join(stopped)} failed: {exc}")
+    started = [
+        h for h in stopped if lab_host.host_pid(state_dir=settings.state_dir, name=h) is not None
+    ]
+    problems += [f"host {h} is still stopped" for h in stopped if h not in started]
+    ctx.access.write(model)
+    ctx.access.drop_masters(started)
+    refused = ctx.access.wait_for_login(
+        {h: model.hosts[h].address for h in started}, timeout=LOGIN_TIMEOUT_S
+    )
+    problems += [f"host {h} started but refuses SSH logins: {why}" for h, why in refused.items()]
+    return started, problems
+
+
 def cleanup(ctx: Context, plan: Plan, *, say: Say = lambda _m: None) -> CleanupResult:
     """Undo what drills did and verify it; idempotent (converges after an interruption too)."""
     t0 = time.time()
     model = ctx.model
     settings = ctx.lab_stack.settings
-    started: list[str] = []
-    stopped = [
-        h for h in model.hosts if lab_host.host_pid(state_dir=settings.state_dir, name=h) is None
-    ]
-    if stopped:
-        say(f"starting {', '.join(sorted(stopped))} again (pulumi up)")
-        ctx.lab_stack.run("up")
-        started = sorted(stopped)
+    leftovers: list[str] = []
     removed = isolation.release(settings.lab)
     undone = [f"{removed} isolation rules removed"] if removed else []
+    started, unusable = start_stopped_hosts(ctx, say=say)
+    leftovers += unusable
     cleanup_map: dict[str, list[dict[str, Any]]] = {}
     for svc in plan.ordered_services():
         for dr_host in model.services[svc].dr_hosts:
@@ -531,7 +562,6 @@ def cleanup(ctx: Context, plan: Plan, *, say: Say = lambda _m: None) -> CleanupR
         event_sink=sink,
     )
     undone += [f"recovery of {c} undone" for c in changed]
-    leftovers: list[str] = []
     if not result.ok:
         leftovers.append(f"failback playbook failed on {', '.join(result.failed_hosts) or '?'}")
     for name, status in sorted(statuses.items()):

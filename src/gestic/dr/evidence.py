@@ -7,20 +7,18 @@ ran the drill; no scripts and no external resources, so it can be archived or ma
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
+from gestic import reports
 from gestic.dr.drill import DrillResult
 from gestic.ledger import current_commit, current_user
 
 TZ = ZoneInfo("America/Bogota")
-LANGS = ("es", "en")
+LANGS = reports.LANGS
 
 TEXT: dict[str, dict[str, str]] = {
     "es": {
@@ -220,8 +218,7 @@ def write_evidence(
     result: DrillResult, root: Path, *, lang: str = "es", extra: dict[str, Any] | None = None
 ) -> Evidence:
     """Write drill.json and report.html (both languages' data; the report in `lang`)."""
-    if lang not in LANGS:
-        raise ValueError(f"lang must be one of {LANGS}, not {lang!r}")
+    language = reports.check_lang(lang)
     stamp = datetime.fromtimestamp(result.declared_at, TZ).strftime("%Y-%m-%dT%H%M%S")
     suffix = "-test" if result.test else ""
     directory = root / f"{stamp}-{result.scenario}{suffix}"
@@ -233,24 +230,16 @@ def write_evidence(
         "generated_at": datetime.now(UTC).isoformat(),
         **(extra or {}),
     }
-    record_file = directory / "drill.json"
-    record_file.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n")
-    env = Environment(
-        loader=PackageLoader("gestic", "templates/dr"),
-        autoescape=select_autoescape(["html", "j2"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(duration=duration, local=local)
-    text = TEXT[lang]
-    html = env.get_template("report.html.j2").render(
+    record_file = reports.write_json(directory / "drill.json", record, default=str)
+    text = TEXT[language]
+    report = reports.write_html(
+        directory / f"report{reports.lang_suffix(language, '.')}.html",
+        "dr/report.html.j2",
+        filters={"duration": duration, "local": local},
         t=text,
-        lang=lang,
+        lang=language,
         r=result,
         record=record,
         tl=timeline(result, text),
     )
-    report = directory / ("report.html" if lang == "es" else f"report.{lang}.html")
-    report.write_text(html, encoding="utf-8")
     return Evidence(directory=directory, record=record_file, report=report)

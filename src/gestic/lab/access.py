@@ -8,7 +8,11 @@ that is cut off fails fast instead of hanging a run.
 
 from __future__ import annotations
 
+import subprocess
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 
 from gestic.lab import names
@@ -83,6 +87,85 @@ class LabAccess:
         self.control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.ssh_config.write_text(self.render(model))
         return self.ssh_config
+
+    def login_command(self, host: str, address: IPv4Address, *command: str) -> list[str]:
+        """An ssh command line that logs the automation account in to `host` on its own
+        connection (no multiplexing, no prompts), without needing the written ssh_config."""
+        router = names.router_netns(self.lab)
+        options = {
+            "User": AUTOMATION_USER,
+            "IdentityFile": str(self.key),
+            "IdentitiesOnly": "yes",
+            "ProxyCommand": f"ip netns exec {router} nc %h %p",
+            "HostKeyAlias": host,
+            "ControlMaster": "no",
+            "ControlPath": "none",
+            "BatchMode": "yes",
+            "ConnectTimeout": "5",
+            "StrictHostKeyChecking": "accept-new",
+            "UserKnownHostsFile": str(self.known_hosts),
+            "LogLevel": "ERROR",
+        }
+        return [
+            "ssh",
+            "-F",
+            "none",
+            *(arg for key, value in options.items() for arg in ("-o", f"{key}={value}")),
+            str(address),
+            *(command or ("true",)),
+        ]
+
+    def wait_for_login(
+        self, hosts: Mapping[str, IPv4Address], *, timeout: float = 60
+    ) -> dict[str, str]:
+        """Wait until the automation account can really log in to each host; return the hosts
+        that never let it in within `timeout`, with ssh's last message.
+
+        A host whose port 22 answers is not yet usable: a booting systemd keeps /run/nologin
+        (pam_nologin refuses every account but root) until systemd-user-sessions has run, and
+        sshd may still be starting or restarting.
+        """
+        deadline = time.monotonic() + timeout
+        waiting = dict(hosts)
+        errors: dict[str, str] = {}
+        while waiting:
+            for host, address in list(waiting.items()):
+                try:
+                    done = subprocess.run(
+                        self.login_command(host, address),
+                        stdin=subprocess.DEVNULL,
+                        capture_output=True,
+                        text=True,
+                        timeout=20,
+                        check=False,
+                    )
+                except subprocess.TimeoutExpired:
+                    errors[host] = "ssh login timed out"
+                    continue
+                if done.returncode == 0:
+                    del waiting[host]
+                    errors.pop(host, None)
+                else:
+                    lines = (done.stderr or done.stdout).strip().splitlines()
+                    errors[host] = lines[-1] if lines else f"ssh exited {done.returncode}"
+            if not waiting or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        return {host: errors.get(host, "no answer") for host in waiting}
+
+    def drop_masters(self, hosts: list[str]) -> None:
+        """Close the multiplexed SSH connections (ControlMaster) to `hosts`, if any: after a
+        host restarts, a master still attached to its previous boot only fails new sessions."""
+        if not self.ssh_config.is_file():
+            return
+        for host in hosts:
+            subprocess.run(
+                ["ssh", "-F", str(self.ssh_config), "-O", "exit", host],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=20,
+                check=False,
+            )
 
     def forget_host(self, host: str) -> None:
         """Drop a host's known key (a recreated host generates a new one)."""

@@ -103,6 +103,7 @@ def start_host(spec: HostSpec, *, ssh_timeout: float = 60) -> int:
         if pid is not None:
             return pid
         _check_inputs(spec)
+        _ensure_inotify_instances()
         _release(hdir)  # leftovers of a host that died without stop_host
         _mount_overlay(spec)
         _provision(spec)
@@ -113,6 +114,25 @@ def start_host(spec: HostSpec, *, ssh_timeout: float = 60) -> int:
             _stop_locked(hdir, timeout=10)
             raise
     return pid
+
+
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_INSTANCES_MIN = 1024
+"""Every booted systemd takes several inotify instances, all counted against root: Debian's
+default of 128 was exhausted here with two labs up at once, and further hosts failed to boot."""
+
+
+def _ensure_inotify_instances() -> None:
+    """Raise the kernel's per-user inotify instance limit if it is below what labs need."""
+    try:
+        current = int(INOTIFY_INSTANCES.read_text())
+        if current < INOTIFY_INSTANCES_MIN:
+            INOTIFY_INSTANCES.write_text(f"{INOTIFY_INSTANCES_MIN}\n")
+    except (OSError, ValueError) as exc:
+        raise LabError(
+            f"cannot raise {INOTIFY_INSTANCES} to {INOTIFY_INSTANCES_MIN} ({exc}): lab hosts "
+            "boot systemd, which needs inotify instances; raise it with sysctl"
+        ) from exc
 
 
 def write_identity(spec: HostSpec) -> None:

@@ -27,24 +27,23 @@ def check_lab(lab: str) -> str:
     return lab
 
 
-def check_host(host: str) -> str:
-    """Return `host` if it is a valid host name (1-15 chars [a-z0-9-]), else raise LabError."""
-    if not _SHORT_RE.fullmatch(host):
+def _check_short(name: str, what: str) -> str:
+    if not _SHORT_RE.fullmatch(name):
         raise LabError(
-            f"invalid host name {host!r}: use 1-15 characters from [a-z0-9-], "
+            f"invalid {what} name {name!r}: use 1-15 characters from [a-z0-9-], "
             "not starting or ending with '-'"
         )
-    return host
+    return name
+
+
+def check_host(host: str) -> str:
+    """Return `host` if it is a valid host name (1-15 chars [a-z0-9-]), else raise LabError."""
+    return _check_short(host, "host")
 
 
 def check_segment(segment: str) -> str:
     """Return `segment` if it is a valid segment name (same rule as host names)."""
-    if not _SHORT_RE.fullmatch(segment):
-        raise LabError(
-            f"invalid segment name {segment!r}: use 1-15 characters from [a-z0-9-], "
-            "not starting or ending with '-'"
-        )
-    return segment
+    return _check_short(segment, "segment")
 
 
 def short_hash(text: str, length: int = 6) -> str:

@@ -28,6 +28,7 @@ from gestic.lab import network as lab_network
 from gestic.lab.access import LabAccess
 
 Props = dict[str, Any]
+LOGIN_TIMEOUT_S = 90.0
 
 
 def _changed(olds: Props, news: Props, keys: tuple[str, ...]) -> list[str]:
@@ -196,6 +197,14 @@ class HostProvider(ResourceProvider):
         spec = _host_spec(props, netns_path)
         pid = lab_host.start_host(spec)
         lab_host.write_identity(spec)
+        # port 22 answering is not enough: wait until the automation account can log in
+        access = LabAccess(lab=props["lab"], state_dir=Path(props["state_dir"]))
+        refused = access.wait_for_login({spec.name: spec.address}, timeout=LOGIN_TIMEOUT_S)
+        if refused:
+            raise LabError(
+                f"host {spec.name}: sshd answers but the automation account cannot log in "
+                f"within {LOGIN_TIMEOUT_S:.0f} s: {refused[spec.name]}"
+            )
         return {**props, "netns_path": netns_path, "pid": pid, "running": True}
 
     def create(self, props: Props) -> CreateResult:

@@ -7,6 +7,7 @@ The inventory is a plain Ansible YAML inventory (`hosts.yml`) with the model's s
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,13 +16,24 @@ from pydantic import BaseModel, ValidationError
 
 from gestic.errors import ModelError
 from gestic.model.routes import machine_routes, overlaps
-from gestic.model.schema import BackupPolicy, Host, Lab, Model, Service, Site
+from gestic.model.schema import (
+    AccessGroup,
+    Account,
+    BackupPolicy,
+    Host,
+    Lab,
+    Model,
+    Service,
+    Site,
+)
 from gestic.model.yamlsrc import Key, SourceMap, YamlSourceError, load_yaml
 
 T = TypeVar("T", bound=BaseModel)
 
 HOSTS_FILE = "hosts.yml"
 SETTINGS_DIR = Path("group_vars") / "all"
+AUTOMATION_ACCOUNT = "gestic"  # Ansible's account (ansible_user): never declared as a person
+RESERVED_ACCOUNTS = frozenset({"root", "nobody"})
 
 
 class _Problems:
@@ -102,16 +114,22 @@ def _read_sources(root: Path, smap: SourceMap) -> tuple[Any, dict[str, Any]]:
     return inventory, settings
 
 
-def _named(cls: type[T], raw: Any, key: Key, problems: _Problems) -> dict[str, T]:
+def _named(
+    cls: type[T], raw: Any, key: Key, problems: _Problems, *, field: str = "name"
+) -> dict[str, T]:
+    """Validate a mapping of name -> settings; the name goes into `field` of each item."""
     if not isinstance(raw, dict):
-        problems.add(key, "must be a mapping of name -> settings")
+        problems.add(key, f"must be a mapping of {field} -> settings")
         return {}
     result: dict[str, T] = {}
     for name, body in raw.items():
         if not isinstance(body, dict):
             problems.add((*key, name), "must be a mapping")
             continue
-        item = _validate(cls, {"name": name, **body}, (*key, name), problems)
+        if field in body and body[field] != name:
+            problems.add((*key, name, field), f"{field} {body[field]!r} differs from its key")
+            continue
+        item = _validate(cls, {**body, field: name}, (*key, name), problems)
         if item is not None:
             result[str(name)] = item
     return result
@@ -196,6 +214,61 @@ def _cross_check(model: Model, problems: _Problems, keys: dict[str, Key]) -> Non
                 )
 
 
+def _check_accounts(
+    *,
+    model: Model,
+    raw_hosts: dict[str, dict[str, Any]],
+    settings: dict[str, Any],
+    problems: _Problems,
+    warnings: _Problems,
+    today: date,
+) -> None:
+    """Accounts: references resolve, uids and keys are personal, dates make sense."""
+    targets = {"all", *raw_hosts}
+    for entry in raw_hosts.values():
+        targets.update(entry["groups"])
+    automation = str(settings.get("ansible_user", AUTOMATION_ACCOUNT))
+    uids: dict[int, str] = {}
+    keys: dict[str, str] = {}
+    for acct in model.accounts.values():
+        at: Key = ("gestic_accounts", acct.username)
+        if acct.username in RESERVED_ACCOUNTS | {automation}:
+            why = "the automation account" if acct.username == automation else "a system account"
+            problems.add(at, f"'{acct.username}' is {why}: it is never declared as a person")
+        if acct.username in model.access_groups:
+            problems.add(at, f"'{acct.username}' is also the name of an access group")
+        for i, ref in enumerate(acct.hosts):
+            if ref not in targets:
+                problems.add((*at, "hosts", i), f"unknown host or host group '{ref}'")
+        for i, group in enumerate(acct.groups):
+            if group not in model.access_groups:
+                problems.add(
+                    (*at, "groups", i),
+                    f"unknown group '{group}' (declare it in gestic_access_groups)",
+                )
+        if acct.uid is not None:
+            if (other := uids.get(acct.uid)) is not None:
+                problems.add((*at, "uid"), f"uid {acct.uid} is also used by account '{other}'")
+            uids.setdefault(acct.uid, acct.username)
+        for i, fingerprint in enumerate(acct.fingerprints):
+            if (owner := keys.get(fingerprint)) is not None:
+                whose = "twice" if owner == acct.username else f"also for account '{owner}'"
+                problems.add((*at, "keys", i), f"key {fingerprint} is declared {whose}")
+            keys.setdefault(fingerprint, acct.username)
+        if acct.removed_on is not None and acct.removed_on > today:
+            problems.add(
+                (*at, "removed_on"),
+                f"removal date {acct.removed_on} is in the future: keep the account present "
+                f"with expires: {acct.removed_on} until then",
+            )
+        if acct.state == "present" and acct.expires is not None and acct.expires <= today:
+            warnings.add(
+                (*at, "expires"),
+                f"account expired on {acct.expires}: renew it (expires) or remove it "
+                "(state: removed)",
+            )
+
+
 def check_routes(model: Model, routes: Iterable[IPv4Network] | None = None) -> list[str]:
     """Problems where the lab range overlaps a route of this machine (root namespace)."""
     if model.lab is None:
@@ -209,12 +282,18 @@ def check_routes(model: Model, routes: Iterable[IPv4Network] | None = None) -> l
 
 
 def load_model(
-    root: Path, *, routes: Iterable[IPv4Network] | None = None, check_machine: bool = True
+    root: Path,
+    *,
+    routes: Iterable[IPv4Network] | None = None,
+    check_machine: bool = True,
+    today: date | None = None,
 ) -> Model:
     """Read and validate the inventory in `root`; raise ModelError listing every problem.
 
     With `check_machine`, the lab range is also checked against this machine's routes
-    (`routes` overrides them, for tests).
+    (`routes` overrides them, for tests). Dates (account expiry and removal) are judged
+    against `today` (default: the machine's date); what does not stop anything (an expired
+    account) lands in `Model.warnings`.
     """
     root = root.resolve()
     smap = SourceMap()
@@ -240,6 +319,13 @@ def load_model(
     if "gestic_lab" in settings:
         lab = _validate(Lab, settings["gestic_lab"], ("gestic_lab",), problems)
     hosts = _hosts(raw_hosts, sites, problems)
+    access_groups = _named(
+        AccessGroup, settings.get("gestic_access_groups", {}), ("gestic_access_groups",), problems
+    )
+    accounts = _named(
+        Account, settings.get("gestic_accounts", {}), ("gestic_accounts",), problems,
+        field="username",
+    )  # fmt: skip
     model = Model(
         environment=root.name,
         sites=sites,
@@ -247,10 +333,23 @@ def load_model(
         services=services,
         backup_policies=policies,
         lab=lab,
+        accounts=accounts,
+        access_groups=access_groups,
     )
     _cross_check(model, problems, {n: e["key"] for n, e in raw_hosts.items()})
+    warnings = _Problems(smap, root / HOSTS_FILE)
+    _check_accounts(
+        model=model,
+        raw_hosts=raw_hosts,
+        settings=settings,
+        problems=problems,
+        warnings=warnings,
+        today=today or date.today(),
+    )
     if problems.items:
         raise ModelError(problems.items)
+    if warnings.items:
+        model = model.model_copy(update={"warnings": tuple(warnings.items)})
     if check_machine and (route_problems := check_routes(model, routes)):
         origin = smap.locate(("gestic_lab", "range"))
         raise ModelError([f"{origin}: {p}" for p in route_problems])

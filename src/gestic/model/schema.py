@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+from datetime import date, datetime
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,14}$")]
 """Host, site and service names: lowercase, start with a letter, at most 15 characters."""
@@ -85,6 +100,110 @@ class Lab(_Frozen):
     image: ImageSpec = ImageSpec()
 
 
+# --- accounts (Gestión de Accesos y Retiro de Servicios) ------------------------------------
+
+AccountName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
+"""Local user and group names: lowercase letter or '_' first, then [a-z0-9_-], at most 32."""
+
+KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+             "ssh-rsa")  # fmt: skip
+"""SSH public key types accepted for people (ssh-rsa only from 3072 bits; never ssh-dss)."""
+RSA_MIN_BITS = 3072
+
+
+def _iso_date(value: Any) -> Any:
+    """Dates are written YYYY-MM-DD (YAML reads them as dates, quoted they are strings)."""
+    if isinstance(value, datetime):
+        raise ValueError("expected a date (YYYY-MM-DD), not a date and time")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        return value  # pydantic checks it is a real calendar date
+    raise ValueError(f"expected a date written YYYY-MM-DD, got {value!r}")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+def _public_key(value: str) -> str:
+    """An OpenSSH public key line: '<type> <base64> [comment]', of an accepted type and size."""
+    if "PRIVATE KEY" in value:
+        raise ValueError("this is a PRIVATE key: never put it in the inventory (use the .pub)")
+    parts = value.split()
+    if len(parts) < 2:
+        raise ValueError("expected an OpenSSH public key: '<type> <base64> [comment]'")
+    kind = parts[0]
+    if kind not in KEY_TYPES:
+        raise ValueError(f"key type {kind!r} is not accepted (accepted: {', '.join(KEY_TYPES)})")
+    try:
+        key = load_ssh_public_key(f"{kind} {parts[1]}".encode())
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ValueError(f"not a valid {kind} public key ({exc})") from None
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < RSA_MIN_BITS:
+        raise ValueError(f"ssh-rsa key of {key.key_size} bits: at least {RSA_MIN_BITS} required")
+    return " ".join(parts)
+
+
+PublicKey = Annotated[str, AfterValidator(_public_key)]
+
+
+def key_fingerprint(key: str) -> str:
+    """The SHA256 fingerprint of a public key line, as `ssh-keygen -l` prints it."""
+    blob = base64.b64decode(key.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+class AccessGroup(_Frozen):
+    """A local group the access role manages; `sudo` groups get administrator rights."""
+
+    name: AccountName
+    description: str = Field(min_length=1)
+    sudo: bool = False
+
+
+class Account(_Frozen):
+    """One person's access: where, with which groups and keys, until when, and by which ticket.
+
+    `state: removed` (Retiro de Servicios) locks the account wherever it exists; it then needs
+    only `removed_on`, `ticket` (the removal request) and `hosts`. `expires` is the first day
+    the account no longer works (as `chage -E`).
+    """
+
+    username: AccountName
+    name: str | None = Field(default=None, min_length=1)
+    role: str | None = Field(default=None, min_length=1)
+    uid: int | None = Field(default=None, ge=1000, le=59999)
+    groups: tuple[AccountName, ...] = ()
+    hosts: tuple[str, ...] = Field(min_length=1)
+    keys: tuple[PublicKey, ...] = ()
+    expires: IsoDate | None = None
+    state: Literal["present", "removed"] = "present"
+    removed_on: IsoDate | None = None
+    ticket: str = Field(pattern=r"^\S(.*\S)?$")
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_state(self) -> Account:
+        if self.state == "present":
+            missing = [f for f in ("name", "uid", "expires") if getattr(self, f) is None]
+            missing += [] if self.keys else ["keys"]
+            if missing:
+                raise ValueError(f"a present account needs: {', '.join(missing)}")
+            if self.removed_on is not None:
+                raise ValueError("removed_on is only for accounts with state: removed")
+        elif self.removed_on is None:
+            raise ValueError("a removed account needs removed_on (the date access was removed)")
+        return self
+
+    @property
+    def fingerprints(self) -> tuple[str, ...]:
+        return tuple(key_fingerprint(k) for k in self.keys)
+
+    def applies_to(self, host: Host) -> bool:
+        """Whether the account's `hosts` (host names, groups or 'all') include `host`."""
+        return any(e in {"all", host.name, *host.groups} for e in self.hosts)
+
+
 class Model(_Frozen):
     """The whole environment: one inventory directory, validated."""
 
@@ -94,6 +213,19 @@ class Model(_Frozen):
     services: dict[str, Service]
     backup_policies: dict[str, BackupPolicy]
     lab: Lab | None = None
+    accounts: dict[str, Account] = Field(default_factory=dict)
+    access_groups: dict[str, AccessGroup] = Field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """Problems that do not stop anything (e.g. an expired account), each with file and line."""
+
+    def granted_on(self, host: str) -> list[Account]:
+        """Present accounts whose `hosts` include `host`: the people with access there."""
+        target = self.hosts[host]
+        return [a for a in self.accounts.values() if a.state == "present" and a.applies_to(target)]
+
+    def hosts_of(self, account: Account) -> list[str]:
+        """The hosts an account's `hosts` entries cover (whatever its state)."""
+        return sorted(h.name for h in self.hosts.values() if account.applies_to(h))
 
     def hosts_at(self, site: str) -> list[Host]:
         return [h for h in self.hosts.values() if h.site == site]

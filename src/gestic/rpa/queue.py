@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -48,19 +48,16 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from gestic.ledger import UTCDateTime
+from gestic import db
+from gestic.db import UTCDateTime
 from gestic.rpa.errors import LeaseLostError, QueueError
 
 __all__ = [
@@ -95,7 +92,6 @@ EXCEPTION_TYPES: Final = frozenset({BUSINESS, APPLICATION})
 ABANDONED: Final = "abandoned"
 LEASE_EXPIRED_CODE: Final = "LEASE_EXPIRED"
 
-SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 #: How many candidates one claim looks at before giving up to another worker.
 CLAIM_CANDIDATES: Final = 8
 
@@ -239,41 +235,6 @@ class QueueCounts:
         return self.pending + self.waiting + self.in_progress
 
 
-def _mask(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"
-
-
-def _cause(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-    # Let SQLAlchemy's "begin" event open the transactions (see _sqlite_on_begin).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-    finally:
-        cursor.close()
-
-
-def _sqlite_on_begin(conn: Any) -> None:
-    # Writers: BEGIN IMMEDIATE takes the write lock up front (waiting up to busy_timeout): a
-    # deferred transaction that reads and then writes can fail at once in WAL mode when
-    # another process wrote in between, which would make claims fail under contention.
-    # Readers (the `_reader` engine) take no lock, so polling never delays the robots.
-    if conn.get_execution_options().get("gestic_read_only"):
-        conn.exec_driver_sql("BEGIN")
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 def _item(row: Row[Any]) -> Item:
     m = row._mapping
     return Item(
@@ -313,33 +274,12 @@ class WorkQueue:
     """The work-item queues behind one SQLAlchemy URL (the ledger's). Safe across processes."""
 
     def __init__(self, url: str) -> None:
-        self.display_url = _mask(url)
-        try:
-            sa_url = make_url(url)
-            kwargs: dict[str, Any] = {}
-            is_sqlite = sa_url.get_backend_name() == "sqlite"
-            if is_sqlite:
-                kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-            else:
-                kwargs["pool_pre_ping"] = True
-            self._engine: Engine = create_engine(sa_url, **kwargs)
-        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-            raise QueueError(
-                f"cannot use the work-item queue at {self.display_url}: {_cause(exc)}"
-            ) from exc
-        if is_sqlite:
-            event.listen(self._engine, "connect", _sqlite_on_connect)
-            event.listen(self._engine, "begin", _sqlite_on_begin)
+        self.display_url = db.masked(url)
+        self._engine: Engine = db.make_engine(
+            url, what="work-item queue", error=QueueError, metadata=metadata, write_lock=True
+        )
         #: Read-only transactions (listing, counting): no write lock on SQLite.
-        self._reader = self._engine.execution_options(gestic_read_only=True)
-        try:
-            metadata.create_all(self._engine)
-        except SQLAlchemyError as exc:
-            self._engine.dispose()
-            hint = " (does its directory exist and is it writable?)" if is_sqlite else ""
-            raise QueueError(
-                f"cannot open the work-item queue at {self.display_url}{hint}: {_cause(exc)}"
-            ) from exc
+        self._reader = self._engine.execution_options(**{db.READ_ONLY_OPTION: True})
 
     def __repr__(self) -> str:
         return f"WorkQueue({self.display_url!r})"
@@ -348,14 +288,8 @@ class WorkQueue:
         """Release the database connections."""
         self._engine.dispose()
 
-    @contextlib.contextmanager
-    def _guard(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except SQLAlchemyError as exc:
-            raise QueueError(
-                f"work-item queue at {self.display_url}: cannot {action}: {_cause(exc)}"
-            ) from exc
+    def _guard(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return db.reraise(QueueError, f"work-item queue at {self.display_url}: cannot {action}")
 
     # -- creating items -------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ be mailed or archived as is; the JSON next to it carries the same figures for ot
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,43 +13,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
+from gestic import reports
 from gestic.rpa.manifest import Bot, RpaSettings
 from gestic.rpa.queue import WorkQueue
 from gestic.rpa.schedule import timezone
 from gestic.rpa.sla import Indicator, Period, PeriodResult, measure
-
-MONTHS = {
-    "es": [
-        "enero",
-        "febrero",
-        "marzo",
-        "abril",
-        "mayo",
-        "junio",
-        "julio",
-        "agosto",
-        "septiembre",
-        "octubre",
-        "noviembre",
-        "diciembre",
-    ],
-    "en": [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ],
-}
 
 TEXT: dict[str, dict[str, str]] = {
     "es": {
@@ -159,9 +126,8 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 
-def month_name(period: Period, lang: str) -> str:
-    name = MONTHS[lang][period.month - 1]
-    return f"{name} de {period.year}" if lang == "es" else f"{name} {period.year}"
+def month_name(period: Period, lang: reports.Lang) -> str:
+    return reports.month_title(period.year, period.month, lang)
 
 
 def _pct(value: float | None) -> str:
@@ -288,8 +254,7 @@ def write_report(
     now: datetime | None = None,
 ) -> ReportFiles:
     """Measure `period` (and the months before it for the trend) and write HTML and JSON."""
-    if lang not in TEXT:
-        raise ValueError(f"language must be one of {sorted(TEXT)}, not {lang!r}")
+    language = reports.check_lang(lang)
     now = now or datetime.now(UTC)
     tz: ZoneInfo = timezone(settings.timezone)
     result = measure(queue, bots, period, tz=tz, target=settings.target, now=now)
@@ -305,34 +270,34 @@ def write_report(
         environment=environment,
         generated=now,
     )
-    t = TEXT[lang]
-    short = [f"{MONTHS[lang][r.period.month - 1][:3]} {r.period.year % 100:02d}" for r in trend]
+    names = reports.MONTHS[language]
+    short = [f"{names[r.period.month - 1][:3]} {r.period.year % 100:02d}" for r in trend]
     svg = trend_svg(
         [(label, r.overall.value) for label, r in zip(short, trend, strict=True)],
         settings.target,
     )
-    env = Environment(
-        loader=PackageLoader("gestic", "templates/rpa"),
-        autoescape=select_autoescape(["html", "j2"]),
-        undefined=StrictUndefined,
-    )
-    env.filters["pct"] = _pct
-    env.filters["local"] = lambda iso: (
-        "—" if not iso else datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M")
-    )
-    html = env.get_template("report.html.j2").render(
-        t=t,
-        lang=lang,
+    filters = {
+        "pct": _pct,
+        "local": lambda iso: (
+            "—"
+            if not iso
+            else datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        ),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"nivel-servicio-rpa-{period}{reports.lang_suffix(language)}"
+    html_path = reports.write_html(
+        out_dir / f"{stem}.html",
+        "rpa/report.html.j2",
+        trim=False,
+        filters=filters,
+        t=TEXT[language],
+        lang=language,
         data=data,
-        month=month_name(period, lang),
+        month=month_name(period, language),
         generated=now.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
         svg=svg,
         bots=bots,
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"nivel-servicio-rpa-{period}" + ("" if lang == "es" else f"-{lang}")
-    html_path = out_dir / f"{stem}.html"
-    json_path = out_dir / f"{stem}.json"
-    html_path.write_text(html, encoding="utf-8")
-    json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    json_path = reports.write_json(out_dir / f"{stem}.json", data)
     return ReportFiles(html=html_path, json=json_path, indicator=result.overall, data=data)

@@ -12,6 +12,13 @@ robot died and whose lease has not expired yet), the runner waits for them and s
 again, until the queue is drained or the step's time is up. Every robot's output.xml and
 log.html are kept as run artifacts; the ledger gets one row per run (`rpa.run`) and one per
 robot (`rpa.robot`) with each task's status and time.
+
+Robots can run inside a named network namespace (`Runner.netns`, e.g. the lab's router
+namespace: `gestic rpa run --lab`): each robot command is then prefixed with
+``nsenter --net=/run/netns/<name> --``, so the robot (and the browser it starts) reaches
+addresses that only exist in that namespace, while this process and the root namespace stay
+as they are. Only the network namespace changes (nsenter, not `ip netns exec`, which also
+remounts /sys): files, the SQLite queue and the robots' environment are the same.
 """
 
 from __future__ import annotations
@@ -35,18 +42,19 @@ from pathlib import Path
 from typing import Any, Final
 
 import gestic
+from gestic.lab import names
 from gestic.ledger import FAILED, SUCCEEDED, Ledger
 from gestic.rpa.errors import RpaError
 from gestic.rpa.manifest import Bot, SeedItem, Step
 from gestic.rpa.queue import DONE, WorkQueue
 
 ADAPTER: Final = "gestic.rpa.adapter.GesticAdapter"
-#: The gestic modules a robot's adapter imports (standard library + SQLAlchemy only).
+#: The gestic modules a robot's adapter imports (standard library + SQLAlchemy only):
+#: the adapter, the queue and what the queue imports (`gestic.db`, the error classes).
 ADAPTER_MODULES: Final = (
     "__init__.py",
     "errors.py",
-    "paths.py",
-    "ledger.py",
+    "db.py",
     "rpa/__init__.py",
     "rpa/errors.py",
     "rpa/queue.py",
@@ -58,12 +66,36 @@ BROWSER_ENV: Final = {
     "GESTIC_CHROMIUM": "/usr/bin/chromium",
     "GESTIC_CHROMEDRIVER": "/usr/bin/chromedriver",
 }
+NSENTER: Final = "nsenter"
 
 Printer = Callable[[str], None]
 
 
 def _quiet(_: str) -> None:
     return None
+
+
+def netns_command(netns: str | None) -> list[str]:
+    """The prefix that runs a command inside the named network namespace (none for None)."""
+    if netns is None:
+        return []
+    return [NSENTER, f"--net={names.netns_path(netns)}", "--"]
+
+
+def check_netns(netns: str) -> None:
+    """Raise RpaError unless robots can be started inside the named network namespace."""
+    if not netns or "/" in netns or netns in (".", ".."):
+        raise RpaError(f"invalid network namespace name {netns!r}")
+    path = Path(names.netns_path(netns))
+    if not path.exists():
+        raise RpaError(
+            f"network namespace {netns} does not exist ({path} is missing): is the lab up? "
+            "(gestic infra up --stack lab)"
+        )
+    if shutil.which(NSENTER) is None:
+        raise RpaError(f"{NSENTER} (util-linux) is not on PATH: cannot enter {netns}")
+    if os.geteuid() != 0:
+        raise RpaError(f"entering network namespace {netns} needs root (CAP_SYS_ADMIN)")
 
 
 # -- the robots' environment ----------------------------------------------------------------
@@ -253,11 +285,15 @@ class Runner:
     log: Printer = _quiet
     poll_s: float = 0.2
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    #: Start every robot inside this named network namespace (/run/netns/<netns>), e.g. the
+    #: lab's router namespace so robots reach lab addresses; None: this process's namespace.
+    netns: str | None = None
 
     def robot_command(
         self, bot: Bot, step: Step, output_dir: Path, variables: Mapping[str, str]
     ) -> list[str]:
         cmd = [
+            *netns_command(self.netns),
             str(self.env.python),
             "-m",
             "robot",
@@ -448,6 +484,8 @@ class Runner:
         """Seed the first step (if `seed`), then work every step in order; recorded as one run."""
         if workers < 1:
             raise RpaError(f"--workers must be at least 1, not {workers}")
+        if self.netns is not None:
+            check_netns(self.netns)  # before anything is recorded or started
         steps = list(bot.manifest.steps)
         if from_step is not None:
             steps = steps[steps.index(bot.step(from_step)) :]
@@ -484,6 +522,7 @@ class Runner:
                 queues={s.queue: self._tally(s.queue, run.run_id) for s in bot.manifest.steps},
                 sla_queue=bot.manifest.queue,
                 duration_s=time.monotonic() - started,
+                netns=self.netns,
             )
             run.changed = outcome.processed
             run.summary = outcome.summary()
@@ -514,6 +553,8 @@ class BotRun:
     queues: dict[str, dict[str, int]]
     sla_queue: str
     duration_s: float
+    #: The network namespace the robots ran in (None: the orchestrator's own).
+    netns: str | None = None
 
     @property
     def processed(self) -> int:
@@ -545,6 +586,7 @@ class BotRun:
             "queues": self.queues,
             "sla_queue": self.sla_queue,
             "duration_s": round(self.duration_s, 3),
+            "netns": self.netns,
         }
 
 

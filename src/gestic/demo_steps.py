@@ -1,0 +1,92 @@
+"""The demo's later phases: back up, drill, robots, reports.
+
+Each step invokes the same `gestic` subcommand a person would run, so the demo prints what they
+print, records what they record in the ledger and fails where they fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import click
+
+from gestic.commands import access, backup, drill, logs, rpa, vulnscan
+from gestic.context import Context
+from gestic.dr.plan import PLAN_FILE, load_plan
+
+Step = tuple[str, Callable[[], None]]
+DEMO_BOTS = ("conciliacion-pagos", "actualizacion-datos", "revision-accesos")
+"""Bots the demo runs on the lab, in this order (revision-accesos reads the access report)."""
+
+
+def for_phase(phase: str, click_ctx: click.Context, obj: Context) -> list[Step]:
+    builders = {"backup": _backup, "drill": _drill, "robots": _robots, "reports": _reports}
+    return builders[phase](click_ctx, obj)
+
+
+def _invoke(click_ctx: click.Context, command: click.Command, **params: object) -> None:
+    click_ctx.invoke(command, **params)
+
+
+def _backup(click_ctx: click.Context, obj: Context) -> list[Step]:
+    plan = load_plan(obj.root / PLAN_FILE, obj.model)
+    services = plan.ordered_services()
+    tier1 = [s for s in services if obj.model.services[s].tier == 1]
+
+    def run_all() -> None:
+        for service in services:
+            _invoke(click_ctx, backup.run_cmd, service=service)
+
+    def check_all() -> None:
+        for service in services:
+            _invoke(click_ctx, backup.check_cmd, service=service, subset=False)
+
+    def verify_tier1() -> None:
+        for service in tier1:
+            _invoke(click_ctx, backup.verify_cmd, service=service, plan_path=None)
+
+    return [
+        (f"back up every service now ({', '.join(services)})", run_all),
+        ("check every backup repository (restic check, reading the data)", check_all),
+        (f"verify a restore of the tier-1 services ({', '.join(tier1)})", verify_tier1),
+    ]
+
+
+def _drill(click_ctx: click.Context, obj: Context) -> list[Step]:
+    def site_loss_test() -> None:
+        _invoke(click_ctx, drill.COMMAND, scenario="site-loss", test=True, auto_approve=True)
+
+    return [("DR drill: loss of the primary site, in test mode (evidence in dr/)", site_loss_test)]
+
+
+def _robots(click_ctx: click.Context, obj: Context) -> list[Step]:
+    def run(bot: str) -> Callable[[], None]:
+        def action() -> None:
+            with click.Context(rpa.COMMAND, parent=click_ctx, obj=rpa.RpaContext(obj, None)) as sub:
+                sub.invoke(rpa.run, bot_name=bot)
+
+        return action
+
+    return [(f"robot {bot}: seed its queue and work it on the lab", run(bot)) for bot in DEMO_BOTS]
+
+
+def _reports(click_ctx: click.Context, obj: Context) -> list[Step]:
+    period = date.today().strftime("%Y-%m")
+
+    def rpa_report() -> None:
+        with click.Context(rpa.COMMAND, parent=click_ctx, obj=rpa.RpaContext(obj, None)) as sub:
+            sub.invoke(rpa.report, period=period)
+
+    return [
+        (f"RPA service level report ({period})", rpa_report),
+        (
+            f"log review ({period})",
+            lambda: _invoke(click_ctx, logs.review_command, period=period),
+        ),
+        (
+            "access report (who has access to what, per host)",
+            lambda: _invoke(click_ctx, access.report),
+        ),
+        ("vulnerability test report (lynis)", lambda: _invoke(click_ctx, vulnscan.report)),
+    ]
