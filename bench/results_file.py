@@ -20,6 +20,11 @@ def write_section(path: Path, name: str, data: dict[str, Any]) -> None:
         "kernel": platform.release(),
         "python": platform.python_version(),
     }
-    document[name] = {"when": datetime.now(UTC).isoformat(timespec="seconds"), **data}
+    document[name] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        # what else the machine was doing: figures taken under load are slower, not wrong
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        **data,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")

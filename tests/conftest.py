@@ -32,6 +32,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     Destroyed at the end of the session; `test_lab_integration.py::test_destroy_leaves_nothing_
     behind` runs last and checks nothing is left.
     """
+    if os.environ.get(REUSE_LAB) == "1":
+        yield _reused_lab()
+        return
     state = tmp_path_factory.mktemp("lab-state")
     env = {
         "GESTIC_STATE_DIR": str(state),
@@ -57,6 +60,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                     os.environ[key] = value
 
 
+REUSE_LAB = "GESTIC_TEST_REUSE_LAB"
+"""Set to 1 to run the lab tests on the lab that GESTIC_LAB_NAME/GESTIC_STATE_DIR name, as it is
+(already up and converged; not destroyed): quick iterations for developers, never used by CI."""
+
+
+def _reused_lab() -> Lab:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{REUSE_LAB} is for developers' labs; CI always builds its own lab")
+    ctx = Context.from_env()
+    return Lab(ctx=ctx, first_converge=converge(ctx))
+
+
 LAST = "test_lab_integration.py::test_destroy_leaves_nothing_behind"
 
 
@@ -66,6 +81,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     The destroy check runs last, after every other test that uses the session's lab.
     """
     items.sort(key=lambda item: item.nodeid.endswith(LAST))
+    if os.environ.get(REUSE_LAB) == "1":
+        keep = pytest.mark.skip(reason=f"{REUSE_LAB}=1: the developer's lab is not destroyed")
+        for item in items:
+            if item.nodeid.endswith(LAST):
+                item.add_marker(keep)
     if os.geteuid() == 0 or os.environ.get("CI") == "true":
         return
     skip = pytest.mark.skip(reason="the lab needs root (network namespaces, mounts, nspawn)")

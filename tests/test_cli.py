@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
+from gestic import demo_steps
 from gestic.cli import cli
+from gestic.context import Context
 from gestic.ledger import Ledger
 
 from .conftest import LAB_INVENTORY
@@ -68,3 +71,25 @@ def test_help_lists_the_commands() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     for command in ("validate", "infra", "lab", "converge", "verify", "demo", "runs"):
         assert command in result.output
+
+
+def test_demo_lists_its_phases_in_order() -> None:
+    result = CliRunner().invoke(cli, ["demo", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "infra|backup|drill|robots|reports" in result.output
+
+
+def test_demo_steps_of_each_phase_reuse_the_commands() -> None:
+    ctx = Context.from_env(LAB_INVENTORY)
+    with click.Context(cli, obj=ctx) as click_ctx:
+        titles = {
+            phase: [title for title, _ in demo_steps.for_phase(phase, click_ctx, ctx)]
+            for phase in ("backup", "drill", "robots", "reports")
+        }
+    assert titles["backup"][0] == "back up every service now (cartera-db, portal)"
+    assert "tier-1" in titles["backup"][2]
+    assert titles["drill"] == ["DR drill: loss of the primary site, in test mode (evidence in dr/)"]
+    assert [t.split(":")[0] for t in titles["robots"]] == [
+        f"robot {bot}" for bot in demo_steps.DEMO_BOTS
+    ]
+    assert len(titles["reports"]) == 4

@@ -34,9 +34,8 @@ def test_converge_reached_every_host_and_is_idempotent(lab: Lab) -> None:
     second = converge(lab.ctx)
     assert second.ok
     assert second.changed == 0, second.changed_tasks
-    check = converge(lab.ctx, check=True)
-    assert check.ok
-    assert check.changed == 0, check.changed_tasks
+    # `--check --diff` on the converged lab reporting nothing: test_drift_lab.py (one run of
+    # the whole site.yml in check mode is minutes on two cores; the suite makes it once)
 
 
 def test_verify_passes_on_every_host(lab: Lab) -> None:

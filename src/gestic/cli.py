@@ -226,13 +226,21 @@ DEMO_PHASES = ("infra", "backup", "drill", "robots", "reports")
     type=click.Choice(DEMO_PHASES),
     default=DEMO_PHASES[-1],
     show_default=True,
-    help="Stop after this phase (the earlier ones always run).",
+    help="Stop after this phase.",
+)
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    type=click.Choice(DEMO_PHASES),
+    help="Run only these phases (repeatable), on a lab that is already up and converged.",
 )
 @click.pass_context
-def demo(click_ctx: click.Context, until: str) -> None:
+def demo(click_ctx: click.Context, until: str, only: tuple[str, ...]) -> None:
     """The main job on the lab: provision, configure, verify, back up, drill, robots, reports."""
     obj = _ctx(click_ctx.obj)
-    phases = DEMO_PHASES[: DEMO_PHASES.index(until) + 1]
+    chosen = DEMO_PHASES[: DEMO_PHASES.index(until) + 1]
+    phases = tuple(p for p in chosen if not only or p in only)
     steps = _demo_steps(click_ctx, obj, phases)
     for number, (title, action) in enumerate(steps, start=1):
         _step(number, len(steps), title)
@@ -258,8 +266,8 @@ def _demo_steps(
         result = _converge(obj, check=False, diff=False, limit=None, tags=None)
         _require(result.ok and result.changed == 0, "the second converge changed tasks")
 
-    steps: list[tuple[str, Callable[[], None]]] = [
-        ("validate the model", lambda: _validate(obj)),
+    steps: list[tuple[str, Callable[[], None]]] = [("validate the model", lambda: _validate(obj))]
+    infra: list[tuple[str, Callable[[], None]]] = [
         (
             "provision the lab datacenter (pulumi up)",
             lambda: _print_changes(_infra(obj, "up", quiet=True)),
@@ -269,8 +277,8 @@ def _demo_steps(
         ("check idempotence: a second pulumi up changes nothing", second_up),
         ("check idempotence: a second converge changes nothing", second_converge),
     ]
-    for phase in phases[1:]:
-        steps.extend(demo_steps.for_phase(phase, click_ctx, obj))
+    for phase in phases:
+        steps.extend(infra if phase == "infra" else demo_steps.for_phase(phase, click_ctx, obj))
     return steps
 
 

@@ -16,8 +16,9 @@ from gestic.context import Context
 from gestic.dr.plan import PLAN_FILE, load_plan
 
 Step = tuple[str, Callable[[], None]]
-DEMO_BOTS = ("conciliacion-pagos", "actualizacion-datos", "revision-accesos")
-"""Bots the demo runs on the lab, in this order (revision-accesos reads the access report)."""
+DEMO_BOTS = {"conciliacion-pagos": False, "actualizacion-datos": True, "revision-accesos": False}
+"""Bots the demo runs, in order, and whether each works inside the lab's network: the browser
+bot updates the real portal on web-p1; the other two work on their files (devdata)."""
 
 
 def for_phase(phase: str, click_ctx: click.Context, obj: Context) -> list[Step]:
@@ -61,14 +62,18 @@ def _drill(click_ctx: click.Context, obj: Context) -> list[Step]:
 
 
 def _robots(click_ctx: click.Context, obj: Context) -> list[Step]:
-    def run(bot: str) -> Callable[[], None]:
+    def run(bot: str, in_lab: bool) -> Callable[[], None]:
         def action() -> None:
             with click.Context(rpa.COMMAND, parent=click_ctx, obj=rpa.RpaContext(obj, None)) as sub:
-                sub.invoke(rpa.run, bot_name=bot)
+                sub.invoke(rpa.run, bot_name=bot, in_lab=in_lab)
 
         return action
 
-    return [(f"robot {bot}: seed its queue and work it on the lab", run(bot)) for bot in DEMO_BOTS]
+    where = {True: "against the lab's portal", False: "on its files"}
+    return [
+        (f"robot {bot}: seed its queue and work it {where[in_lab]}", run(bot, in_lab))
+        for bot, in_lab in DEMO_BOTS.items()
+    ]
 
 
 def _reports(click_ctx: click.Context, obj: Context) -> list[Step]:
