@@ -4,6 +4,7 @@ halfway is still undone by the agent's cleanup."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -199,3 +200,16 @@ def test_a_move_across_filesystems_is_complete_or_absent(
     assert (dst / "f").read_text() == "x"
     assert not src.exists()
     assert not (tmp_path / "b" / "a.partial").exists()
+
+
+def test_the_file_marker_is_no_looser_than_its_directory(tmp_path: Path) -> None:
+    data = tmp_path / "remote"
+    data.mkdir()
+    gid = 4 if os.geteuid() == 0 else os.getegid()  # e.g. adm
+    os.chown(data, -1, gid)
+    settings = {**_settings(tmp_path), "paths": [str(data)]}
+    agent.cmd_marker_write(settings)
+    marker = data / agent.MARKER_FILE
+    assert marker.stat().st_gid == gid
+    assert marker.stat().st_mode & 0o777 == 0o640
+    assert agent.marker_read(settings) is not None

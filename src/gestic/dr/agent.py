@@ -49,6 +49,7 @@ STATE_ROOT = Path("/var/lib/gestic-dr")
 STATUS_DIR = Path("/var/lib/gestic-backup/status")
 MARKER_FILE = ".gestic-dr-marker"
 MARKER_TABLE = "gestic_dr_marker"
+MARKER_MODE = 0o640
 ASIDE_SUFFIX = "_gestic_aside"
 MANIFEST = "manifest.json"
 MANIFEST_MAX_FILES = 20000
@@ -585,7 +586,13 @@ def cmd_marker_write(settings: dict[str, Any]) -> dict[str, Any]:
         marker = Path(settings["paths"][0]) / MARKER_FILE
         marker.parent.mkdir(parents=True, exist_ok=True)
         tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"written_at": stamp, "iso": iso(stamp)}), encoding="utf-8")
+        # no looser than the data it sits in (e.g. /var/log/remote is root:adm, files 0640),
+        # not even for the moment between writing and renaming
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, MARKER_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchown(fd, -1, marker.parent.stat().st_gid)
+            os.fchmod(fd, MARKER_MODE)
+            out.write(json.dumps({"written_at": stamp, "iso": iso(stamp)}))
         tmp.replace(marker)
     return {"service": settings["service"], "written_at": iso(stamp)}
 
