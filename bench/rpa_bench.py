@@ -5,7 +5,7 @@
   median wall time of each, and (b - a) / a. Goal: under 10 %.
 * throughput: N items through the no-op bot with 1 and with 4 robot workers (items/s).
 
-Usage: python bench/rpa_bench.py --output bench/results.json [--repeat 5] [--items 200]
+Usage: python bench/rpa_bench.py --output bench/results.json [--repeat 25] [--items 200]
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ def make_runner(work: Path, env: RobotsEnv) -> Runner:
     return Runner(
         queue=WorkQueue(url),
         ledger=Ledger(url),
-        ledger_url=url,
         env=env,
         state=work / "state",
         artifacts=work / "artifacts",
@@ -70,7 +69,7 @@ def make_runner(work: Path, env: RobotsEnv) -> Runner:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=25)
     parser.add_argument("--items", type=int, default=200)
     args = parser.parse_args()
     env = RobotsEnv.ensure(ROOT / "robots" / "requirements.txt", cache_dir(), log=print)

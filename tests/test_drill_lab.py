@@ -61,7 +61,8 @@ def test_test_drill_measures_rto_rpo_and_leaves_nothing(lab: Lab, tmp_path: Path
         assert svc.irreducible_s is not None
         assert svc.irreducible_s <= svc.rto_s
     assert by_name["portal"].rto_s > by_name["cartera-db"].rto_s  # waves in order
-    assert result.cleanup is not None and result.cleanup.ok, result.cleanup
+    assert result.cleanup is not None
+    assert result.cleanup.ok, result.cleanup
     assert load_state(ctx) is None
     assert _endpoint(lab, "web-p1") == str(ctx.model.hosts["web-p1"].address)
     evidence = write_evidence(result, tmp_path, lang="es")
@@ -122,7 +123,8 @@ def test_an_interrupted_drill_is_cleaned_up_by_cleanup_and_by_a_rerun(lab: Lab) 
     rerun = run_drill(ctx, _plan(lab), scenario="site-loss", test=True, approve=lambda _s: True)
     assert rerun.ok, rerun.breaches()
     again = cleanup(ctx, _plan(lab))
-    assert again.ok and not again.undone, again
+    assert again.ok, again
+    assert not again.undone, again
 
 
 def test_real_site_loss_then_failback(lab: Lab) -> None:

@@ -50,7 +50,6 @@ def runner(tmp_path: Path, robots_env: RobotsEnv) -> Iterator[Runner]:
     yield Runner(
         queue=queue,
         ledger=ledger,
-        ledger_url=url,
         env=robots_env,
         state=tmp_path / "state",
         artifacts=tmp_path / "artifacts",

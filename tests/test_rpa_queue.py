@@ -5,11 +5,7 @@ Real SQLite files and real processes; no mocks.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -26,7 +22,6 @@ from gestic.rpa.queue import (
     WorkQueue,
     backoff_delay,
 )
-from gestic.rpa.runner import adapter_pythonpath
 
 
 @pytest.fixture
@@ -286,34 +281,3 @@ def test_unavailable_database_is_a_clear_error(tmp_path: Path) -> None:
     assert not missing.parent.exists()
     with pytest.raises(QueueError, match="cannot use the work-item queue"):
         WorkQueue("nosuchdriver://x/y")
-
-
-def test_adapter_modules_are_enough_for_the_queue(tmp_path: Path, url: str) -> None:
-    """The gestic modules copied for the robots' adapter import the queue on their own.
-
-    The robots' environment has only the standard library and SQLAlchemy: importing the
-    queue from the copied modules alone must not need any other gestic module nor any of the
-    orchestrator's dependencies.
-    """
-    pylib = adapter_pythonpath(tmp_path / "state")
-    script = textwrap.dedent(
-        f"""
-        import json, sys
-        sys.path.insert(0, {str(pylib)!r})
-        import gestic
-        from gestic.rpa.queue import WorkQueue
-        queue = WorkQueue({url!r})
-        queue.create(bot="b", queue="q")
-        queue.close()
-        print(json.dumps({{"gestic": gestic.__file__, "modules": sorted(sys.modules)}}))
-        """
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr
-    seen = json.loads(proc.stdout)
-    assert Path(seen["gestic"]).is_relative_to(pylib)
-    tops = {m.split(".")[0] for m in seen["modules"]}
-    assert not tops & {"pydantic", "jinja2", "rich", "click", "yaml", "croniter"}
-    assert WorkQueue(url).counts("q").pending == 1

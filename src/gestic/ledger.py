@@ -264,9 +264,20 @@ class Ledger:
     def _guard(self, action: str) -> contextlib.AbstractContextManager[None]:
         return db.reraise(LedgerError, f"run ledger at {self.display_url}: cannot {action}")
 
-    def start(self, *, kind: str, target: str, details: dict[str, Any] | None = None) -> int:
-        """Record a run as started ("running") and return its id."""
-        commit = current_commit()
+    def start(
+        self,
+        *,
+        kind: str,
+        target: str,
+        details: dict[str, Any] | None = None,
+        commit: str | None = None,
+    ) -> int:
+        """Record a run as started ("running") and return its id.
+
+        `commit`: the checkout's commit when the caller already knows it (a part of a run it
+        recorded a moment ago); else it is looked up (two git calls).
+        """
+        commit = commit or current_commit()
         user = current_user()
         started_at = _now()
         with self._guard(f"record the start of {kind} {target}"), self._engine.begin() as conn:

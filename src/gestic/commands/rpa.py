@@ -113,7 +113,6 @@ class RpaContext:
         return Runner(
             queue=queue,
             ledger=ledger,
-            ledger_url=self.ledger_url,
             env=self.env(),
             state=self.ctx.state,
             artifacts=self.ctx.artifacts,

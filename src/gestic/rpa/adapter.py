@@ -5,12 +5,14 @@ and its settings in the environment; `RPA.Robocorp.WorkItems` then reserves, rel
 creates work items through this class instead of Control Room or local files.
 
 This module runs inside the robots' own environment (rpaframework, Robot Framework): it may
-import only the standard library, SQLAlchemy and `gestic.rpa.queue`.
+import only the standard library and `gestic.rpa.queue_client`. The robot never opens the
+queue database: the runner that started it serves the queue (`gestic.rpa.broker`).
 
 Environment (set by `gestic.rpa.runner`):
 
 =============================== ==========================================================
-``GESTIC_LEDGER_URL``           the queue database (the ledger's SQLAlchemy URL)
+``GESTIC_RPA_BROKER``            the runner's work-item broker (a Unix socket path)
+``GESTIC_RPA_BROKER_KEY``        the broker's key for this run (hex)
 ``GESTIC_RPA_BOT``              the bot's name
 ``GESTIC_RPA_QUEUE``            the queue this robot takes its input items from
 ``GESTIC_RPA_WORKER``           this robot's worker name (unique per robot process)
@@ -26,6 +28,7 @@ Environment (set by `gestic.rpa.runner`):
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import threading
@@ -37,9 +40,10 @@ from RPA.Robocorp.WorkItems import (  # type: ignore[import-not-found]
     State,
 )
 
-from gestic.rpa.queue import APPLICATION, WorkQueue
+from gestic.rpa.queue_client import BROKER_ENV, BROKER_KEY_ENV, QueueClient
 
 LOG = logging.getLogger(__name__)
+APPLICATION = "APPLICATION"
 
 
 def _env(name: str, default: str | None = None) -> str:
@@ -54,7 +58,7 @@ class GesticAdapter(BaseAdapter):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.queue = WorkQueue(_env("GESTIC_LEDGER_URL"))
+        self.queue = QueueClient(_env(BROKER_ENV), bytes.fromhex(_env(BROKER_KEY_ENV)))
         self.bot = _env("GESTIC_RPA_BOT")
         self.input_queue = _env("GESTIC_RPA_QUEUE")
         self.worker = _env("GESTIC_RPA_WORKER")
@@ -79,7 +83,10 @@ class GesticAdapter(BaseAdapter):  # type: ignore[misc]
                 held = dict(self._held)
             for item_id, owner in held.items():
                 try:
-                    if not self.queue.heartbeat(item_id, owner, lease_s=self.lease_s):
+                    renewed = self.queue.call(
+                        "heartbeat", item_id=item_id, owner=owner, lease_s=self.lease_s
+                    )
+                    if not renewed:
                         LOG.warning("lost the lease of work item %s", item_id)
                 except Exception:  # keep beating: one failed renewal is not fatal
                     LOG.exception("could not renew the lease of work item %s", item_id)
@@ -87,14 +94,15 @@ class GesticAdapter(BaseAdapter):  # type: ignore[misc]
     # -- BaseAdapter ----------------------------------------------------------------------
 
     def reserve_input(self) -> str:
-        item = self.queue.claim(self.input_queue, lease_s=self.lease_s, worker=self.worker)
+        item = self.queue.call(
+            "claim", queue=self.input_queue, lease_s=self.lease_s, worker=self.worker
+        )
         if item is None:
             raise EmptyQueue(f"no work items in queue {self.input_queue}")
-        assert item.lease_owner is not None
         with self._lock:
-            self._held[item.id] = item.lease_owner
-        LOG.info("reserved work item %s (attempt %s)", item.id, item.attempts)
-        return str(item.id)
+            self._held[item["id"]] = item["lease_owner"]
+        LOG.info("reserved work item %s (attempt %s)", item["id"], item["attempts"])
+        return str(item["id"])
 
     def release_input(
         self, item_id: str, state: Any, exception: dict[str, Any] | None = None
@@ -105,12 +113,13 @@ class GesticAdapter(BaseAdapter):  # type: ignore[misc]
         if owner is None:
             raise RuntimeError(f"work item {item_id} is not reserved by this robot")
         if state == State.DONE:
-            self.queue.complete(key, owner)
+            self.queue.call("complete", item_id=key, owner=owner)
             return
         exc = exception or {}
-        self.queue.fail(
-            key,
-            owner,
+        self.queue.call(
+            "fail",
+            item_id=key,
+            owner=owner,
             exception_type=str(exc.get("type") or APPLICATION).upper(),
             code=exc.get("code"),
             message=exc.get("message"),
@@ -120,7 +129,8 @@ class GesticAdapter(BaseAdapter):  # type: ignore[misc]
 
     def create_output(self, parent_id: str, payload: Any = None) -> str:
         return str(
-            self.queue.create_output(
+            self.queue.call(
+                "create_output",
                 parent_id=int(parent_id),
                 queue=self.output_queue,
                 payload=payload,
@@ -131,19 +141,27 @@ class GesticAdapter(BaseAdapter):  # type: ignore[misc]
         )
 
     def load_payload(self, item_id: str) -> Any:
-        return self.queue.load_payload(int(item_id))
+        return self.queue.call("load_payload", item_id=int(item_id))
 
     def save_payload(self, item_id: str, payload: Any) -> None:
-        self.queue.save_payload(int(item_id), payload)
+        self.queue.call("save_payload", item_id=int(item_id), payload=payload)
 
     def list_files(self, item_id: str) -> list[str]:
-        return self.queue.list_files(int(item_id))
+        files: list[str] = self.queue.call("list_files", item_id=int(item_id))
+        return files
 
     def get_file(self, item_id: str, name: str) -> bytes:
-        return self.queue.get_file(int(item_id), name)
+        content = self.queue.call("get_file", item_id=int(item_id), name=name)
+        return base64.b64decode(content)
 
     def add_file(self, item_id: str, name: str, *, original_name: str, content: bytes) -> None:
-        self.queue.add_file(int(item_id), name, original_name=original_name, content=content)
+        self.queue.call(
+            "add_file",
+            item_id=int(item_id),
+            name=name,
+            original_name=original_name,
+            content=base64.b64encode(content).decode("ascii"),
+        )
 
     def remove_file(self, item_id: str, name: str) -> None:
-        self.queue.remove_file(int(item_id), name)
+        self.queue.call("remove_file", item_id=int(item_id), name=name)

@@ -4,7 +4,10 @@ rpaframework pins Robot Framework and Selenium and brings ~100 packages, so robo
 environment of their own (a virtualenv built from `robots/requirements.txt` into the cache),
 as subprocesses: ``<robots venv>/bin/python -m robot ...`` with
 ``RPA_WORKITEMS_ADAPTER=gestic.rpa.adapter.GesticAdapter``. The few gestic modules the adapter
-needs (standard library + SQLAlchemy only) are copied next to the run and put on PYTHONPATH.
+needs (standard library only) are copied next to the run and put on PYTHONPATH. Robots never
+open the queue database: while a bot runs, the runner serves the queue to its robots over a
+private Unix socket (`gestic.rpa.broker`), so a robot starts without a database driver and
+without the ledger's credentials.
 
 A run of a bot goes step by step. Each step's queue is worked by up to N robots at once; when
 robots end and items are still outstanding (a retry whose backoff has not passed, an item whose
@@ -18,7 +21,7 @@ namespace: `gestic rpa run --lab`): each robot command is then prefixed with
 ``nsenter --net=/run/netns/<name> --``, so the robot (and the browser it starts) reaches
 addresses that only exist in that namespace, while this process and the root namespace stay
 as they are. Only the network namespace changes (nsenter, not `ip netns exec`, which also
-remounts /sys): files, the SQLite queue and the robots' environment are the same.
+remounts /sys): files, the broker's socket and the robots' environment are the same.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import select
 import shutil
 import signal
 import socket
@@ -43,21 +47,21 @@ from typing import Any, Final
 
 import gestic
 from gestic.lab import names
-from gestic.ledger import FAILED, SUCCEEDED, Ledger
+from gestic.ledger import FAILED, LEDGER_URL_ENV, SUCCEEDED, Ledger
+from gestic.rpa.broker import QueueBroker
 from gestic.rpa.errors import RpaError
 from gestic.rpa.manifest import Bot, SeedItem, Step
 from gestic.rpa.queue import DONE, WorkQueue
 
 ADAPTER: Final = "gestic.rpa.adapter.GesticAdapter"
-#: The gestic modules a robot's adapter imports (standard library + SQLAlchemy only):
-#: the adapter, the queue and what the queue imports (`gestic.db`, the error classes).
+#: The gestic modules a robot's adapter imports (standard library only): the adapter, the
+#: broker's client and the error classes.
 ADAPTER_MODULES: Final = (
     "__init__.py",
     "errors.py",
-    "db.py",
     "rpa/__init__.py",
     "rpa/errors.py",
-    "rpa/queue.py",
+    "rpa/queue_client.py",
     "rpa/adapter.py",
 )
 READY_MARK: Final = ".gestic-ready"
@@ -278,7 +282,6 @@ class Runner:
 
     queue: WorkQueue
     ledger: Ledger
-    ledger_url: str
     env: RobotsEnv
     state: Path
     artifacts: Path
@@ -322,16 +325,19 @@ class Runner:
         cmd.append(str(bot.suite(step)))
         return cmd
 
-    def robot_env(self, bot: Bot, step: Step, worker: str, output_dir: Path) -> dict[str, str]:
+    def robot_env(
+        self, bot: Bot, step: Step, worker: str, output_dir: Path, broker: QueueBroker
+    ) -> dict[str, str]:
         nxt = bot.output_of(step)
         manifest = bot.manifest
+        inherited = {k: v for k, v in os.environ.items() if k != LEDGER_URL_ENV}
         env = {
-            **os.environ,
+            **inherited,
             **BROWSER_ENV,
             **self.extra_env,
+            **broker.environment(),
             "PYTHONPATH": str(adapter_pythonpath(self.state)),
             "RPA_WORKITEMS_ADAPTER": ADAPTER,
-            "GESTIC_LEDGER_URL": self.ledger_url,
             "GESTIC_RPA_BOT": bot.name,
             "GESTIC_RPA_QUEUE": step.queue,
             "GESTIC_RPA_WORKER": worker,
@@ -351,7 +357,13 @@ class Runner:
         return env
 
     def start_robot(
-        self, bot: Bot, step: Step, worker: str, output_dir: Path, variables: Mapping[str, str]
+        self,
+        bot: Bot,
+        step: Step,
+        worker: str,
+        output_dir: Path,
+        variables: Mapping[str, str],
+        broker: QueueBroker,
     ) -> RobotProcess:
         output_dir.mkdir(parents=True, exist_ok=True)
         cmd = self.robot_command(bot, step, output_dir, variables)
@@ -359,7 +371,7 @@ class Runner:
             proc = subprocess.Popen(
                 cmd,
                 cwd=output_dir,
-                env=self.robot_env(bot, step, worker, output_dir),
+                env=self.robot_env(bot, step, worker, output_dir, broker),
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -399,7 +411,10 @@ class Runner:
             + (" (timed out)" if robot.timed_out else "")
         )
         robot_run = self.ledger.start(
-            kind="rpa.robot", target=f"{bot.name}/{robot.step.name}", details={"run": run_id}
+            kind="rpa.robot",
+            target=f"{bot.name}/{robot.step.name}",
+            details={"run": run_id},
+            commit=self.ledger.get(run_id).commit,  # the bot run's, without asking git again
         )
         self.ledger.finish(robot_run, status=status, summary=summary, details=result.as_dict())
         return result
@@ -414,6 +429,7 @@ class Runner:
         workers: int,
         variables: Mapping[str, str],
         deadline: float,
+        broker: QueueBroker,
         stop: threading.Event | None = None,
     ) -> list[RobotResult]:
         """Work `step`'s queue with up to `workers` robots until it is drained (or time is up)."""
@@ -431,6 +447,9 @@ class Runner:
                     elif time.monotonic() > robot.deadline and not robot.timed_out:
                         robot.timed_out = True
                         _terminate(robot.proc)
+                if len(running) >= limit:  # no robot to start: no need to look at the queue
+                    self._wait_for_one(running)
+                    continue
                 counts = self.queue.counts(step.queue)  # read-only: never delays robots
                 if counts.expired:
                     self.queue.sweep(step.queue)
@@ -443,15 +462,35 @@ class Runner:
                         worker = f"{host}:{os.getpid()}:r{run_id}:{step.name}:{serial}"
                         out = run_dir / f"{step.name}-{serial:03d}"
                         self.log(f"  {step.name}: robot {serial} started")
-                        running.append(self.start_robot(bot, step, worker, out, variables))
+                        running.append(self.start_robot(bot, step, worker, out, variables, broker))
                 if not running and (counts.outstanding == 0 or stopping):
                     return results
-                time.sleep(self.poll_s)
+                self._wait_for_one(running)
         finally:
             for robot in running:  # interrupted: stop our robots, their leases will expire
                 _terminate(robot.proc)
                 robot.proc.wait()
                 results.append(self.finish_robot(bot, robot, run_id))
+
+    def _wait_for_one(self, running: list[RobotProcess]) -> None:
+        """Sleep a poll interval, or less: back as soon as the oldest robot ends."""
+        if not running:
+            time.sleep(self.poll_s)
+            return
+        # Popen.wait(timeout) polls with sleeps of up to 50 ms: a pidfd wakes us on the exit.
+        poller = select.poll()
+        fds: list[int] = []
+        try:
+            for robot in running:  # still unreaped (poll() said running), so the pid is theirs
+                fds.append(os.pidfd_open(robot.proc.pid))
+                poller.register(fds[-1], select.POLLIN)
+            poller.poll(self.poll_s * 1000)
+        except OSError:  # no pidfds (old kernel, or the robot was just reaped): plain wait
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                running[0].proc.wait(timeout=self.poll_s)
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def seed(self, bot: Bot, step: Step, items: list[SeedItem], *, run_id: int) -> list[int]:
         manifest = bot.manifest
@@ -491,7 +530,10 @@ class Runner:
             steps = steps[steps.index(bot.step(from_step)) :]
         values = {**bot.manifest.variables, **(variables or {})}
         budget = max_minutes * 60 if max_minutes is not None else None
-        with self.ledger.record(kind=kind, target=bot.name) as run:
+        with (
+            self.ledger.record(kind=kind, target=bot.name) as run,
+            QueueBroker(self.queue) as broker,
+        ):
             run_dir = self.artifacts / "rpa" / bot.name / str(run.run_id)
             run_dir.mkdir(parents=True, exist_ok=True)
             seeded = self.seed(bot, steps[0], seed, run_id=run.run_id) if seed else []
@@ -511,6 +553,7 @@ class Runner:
                     workers=workers,
                     variables=values,
                     deadline=deadline,
+                    broker=broker,
                     stop=stop,
                 )
             outcome = BotRun(
