@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,20 @@ def converge(
     inventory: Path | None = None,
     extravars: dict[str, Any] | None = None,
     playbook: str = "site.yml",
+    failed: dict[str, list[str]] | None = None,
 ) -> ConvergeResult:
-    """Run a playbook on the lab (`inventory`: another inventory dir, e.g. an edited copy)."""
+    """Run a playbook on the lab (`inventory`: another inventory dir, e.g. an edited copy).
+
+    `failed`, if given, collects each host's failed tasks ("task: message").
+    """
+
+    def sink(event: dict[str, Any]) -> None:
+        if failed is not None and event.get("event") == "runner_on_failed":
+            data = event["event_data"]
+            failed.setdefault(data["host"], []).append(
+                f"{data['task']}: {data['res'].get('msg', '')}"
+            )
+
     ctx.access.write(ctx.model)
     return run_playbook(
         playbooks_dir=ROOT / "playbooks",
@@ -44,7 +58,21 @@ def converge(
         limit=limit,
         tags=tags,
         extravars=extravars,
+        event_sink=sink,
     )
+
+
+def on_host(ctx: Context, host: str, command: str, *, timeout: float = 60) -> str:
+    """Run `command` as root on a lab host over the automation account's SSH; its stdout."""
+    proc = subprocess.run(
+        ["ssh", "-F", str(ctx.access.ssh_config), host, "sudo", "sh", "-c", shlex.quote(command)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{host}: {command}: {proc.stderr}"
+    return proc.stdout
 
 
 def verify(ctx: Context, *, checks: Path | None = None) -> VerifyResult:

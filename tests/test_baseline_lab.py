@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 
-from gestic.converge import run_playbook
-
-from .labkit import ROOT, Lab, converge
+from .labkit import Lab, converge
 
 pytestmark = pytest.mark.lab
 
@@ -176,28 +174,8 @@ def test_converge_repairs_drift_and_check_mode_reports_it(lab: Lab) -> None:
 
 
 def _failed_tasks(lab: Lab, extravars: dict[str, Any]) -> dict[str, list[str]]:
-    ctx = lab.ctx
-    ctx.access.write(ctx.model)
     failed: dict[str, list[str]] = {}
-
-    def sink(event: dict[str, Any]) -> None:
-        if event.get("event") == "runner_on_failed":
-            data = event["event_data"]
-            failed.setdefault(data["host"], []).append(
-                f"{data['task']}: {data['res'].get('msg', '')}"
-            )
-
-    run_playbook(
-        playbooks_dir=ROOT / "playbooks",
-        playbook="site.yml",
-        inventory=ctx.inventory / "hosts.yml",
-        access=ctx.access,
-        artifacts_dir=ctx.artifacts / "ansible",
-        limit=HOST,
-        tags="baseline",
-        extravars=extravars,
-        event_sink=sink,
-    )
+    converge(lab.ctx, limit=HOST, tags="baseline", extravars=extravars, failed=failed)
     return failed
 
 

@@ -4,13 +4,12 @@ task and diff; converging repairs it and the lab is clean again."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 from gestic.drift import MAX_DIFF_LINES, DriftReport, TaskDrift, _diff_text, _TaskCollector, detect
 
-from .labkit import ROOT, Lab, converge
+from .labkit import ROOT, Lab, converge, on_host
 
 HOST = "web-p1"
 RECORD = "/etc/gestic/host.json"
@@ -33,18 +32,6 @@ def _drift(
     )
 
 
-def _ssh(lab: Lab, host: str, command: str) -> str:
-    proc = subprocess.run(
-        ["ssh", "-F", str(lab.ctx.access.ssh_config), host, command],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
 @pytest.mark.lab
 def test_a_converged_lab_has_no_drift(lab: Lab) -> None:
     report = _drift(lab)
@@ -62,10 +49,10 @@ def test_a_hand_edited_file_is_reported_with_host_task_and_diff(lab: Lab) -> Non
     # so a role being written next door cannot blur what this test measures)
     before = _drift(lab, with_stack=False, limit=HOST, tags="identity")
     assert not before.drifted, before.markdown()
-    original = json.loads(_ssh(lab, HOST, f"cat {RECORD}"))
+    original = json.loads(on_host(lab.ctx, HOST, f"cat {RECORD}"))
     tampered = {**original, "owner": "alguien-a-mano"}
     try:
-        _ssh(lab, HOST, f"echo '{json.dumps(tampered)}' | sudo tee {RECORD} >/dev/null")
+        on_host(lab.ctx, HOST, f"echo '{json.dumps(tampered)}' | tee {RECORD} >/dev/null")
         report = _drift(lab, limit=HOST, tags="identity")
         assert report.drifted
         assert report.resources == []  # the stack itself did not drift
@@ -79,7 +66,7 @@ def test_a_hand_edited_file_is_reported_with_host_task_and_diff(lab: Lab) -> Non
         repaired = converge(lab.ctx, limit=HOST, tags="identity")
         assert repaired.ok
         assert repaired.changed >= 1
-    assert json.loads(_ssh(lab, HOST, f"cat {RECORD}")) == original
+    assert json.loads(on_host(lab.ctx, HOST, f"cat {RECORD}")) == original
     assert not _drift(lab, with_stack=False, limit=HOST, tags="identity").drifted
 
 

@@ -32,7 +32,7 @@ from gestic.ledger import LEDGER_URL_ENV, Ledger
 from gestic.rpa.manifest import load_bot
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
 
-from .labkit import ROOT, Lab
+from .labkit import ROOT, Lab, on_host
 
 pytestmark = pytest.mark.lab
 
@@ -77,19 +77,6 @@ def _api(ctx: Context, method: str, path: str, body: object | None = None) -> tu
     return status, json.loads(text)
 
 
-def _on(ctx: Context, host: str, command: str) -> str:
-    """Run `command` as root on a lab host over the automation account's SSH."""
-    proc = subprocess.run(
-        ["ssh", "-F", str(ctx.access.ssh_config), host, "sudo", "sh", "-c", shlex.quote(command)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, f"{host}: {command}: {proc.stderr}"
-    return proc.stdout
-
-
 def _beneficiaries(ctx: Context, documents: list[str]) -> dict[str, dict[str, str]]:
     """The contact data of these beneficiaries as db-p1's `cartera` database holds it."""
     docs = ", ".join(f"'{d}'" for d in documents if d.isdigit())
@@ -98,7 +85,7 @@ def _beneficiaries(ctx: Context, documents: list[str]) -> dict[str, dict[str, st
         "'full_name', full_name, 'email', email, 'phone', phone, 'address', address)) "
         f"FROM beneficiaries WHERE document_number IN ({docs})"
     )
-    out = _on(
+    out = on_host(
         ctx, DATABASE, f"runuser -u postgres -- psql -X -At -d cartera -c {shlex.quote(query)}"
     )
     return json.loads(out.strip() or "null") or {}
@@ -155,7 +142,7 @@ def test_actualizacion_datos_updates_the_portal_on_web_p1(
     assert sorted(before) == ["52209458", "52314187", "52418916"]
     assert before["52418916"]["email"] != rows["52418916"]["email"]
 
-    since = _on(ctx, PORTAL, "date +%s").strip()
+    since = on_host(ctx, PORTAL, "date +%s").strip()
     proc = _gestic("rpa", "run", bot.name, "--lab")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     netns = _router_netns(ctx)
@@ -181,7 +168,7 @@ def test_actualizacion_datos_updates_the_portal_on_web_p1(
     assert body["phone"] == "3109876543"
     # the robot went through the web form, from the lab network (gunicorn's access log:
     # the client address nginx forwards, the request, the status)
-    journal = _on(ctx, PORTAL, f"journalctl -q --no-pager -o cat -u portal --since @{since}")
+    journal = on_host(ctx, PORTAL, f"journalctl -q --no-pager -o cat -u portal --since @{since}")
     for doc, status in (("52209458", 303), ("52314187", 303), ("52418916", 422)):
         request = rf'^10\.213\.\S+ "POST /beneficiarios/{doc}/editar \S+" {status} '
         assert re.search(request, journal, re.M), (doc, status)
@@ -248,7 +235,7 @@ def _lab_loans(ctx: Context) -> dict[str, dict[str, str]]:
         "JOIN beneficiaries AS b ON b.id = l.beneficiary_id "
         "ORDER BY l.status, l.loan_number) AS picked"
     )
-    out = _on(
+    out = on_host(
         ctx, DATABASE, f"runuser -u postgres -- psql -X -At -d cartera -c {shlex.quote(query)}"
     )
     loans: dict[str, dict[str, str]] = json.loads(out)
@@ -337,7 +324,7 @@ def test_portal_outage_is_retried_dead_lettered_and_rerun_once_it_is_back(
     before = _beneficiaries(ctx, [doc])[doc]
     _, queue = ledger
     try:
-        _on(ctx, PORTAL, "systemctl stop portal")
+        on_host(ctx, PORTAL, "systemctl stop portal")
         status, _ = _curl(ctx, f"http://{_address(ctx, PORTAL)}/api/health")
         assert status == 502
         proc = _gestic(
@@ -356,7 +343,7 @@ def test_portal_outage_is_retried_dead_lettered_and_rerun_once_it_is_back(
         assert item.dead_letter
         assert _beneficiaries(ctx, [doc])[doc] == before
         # the portal is back: the dead letter is worked again and completes
-        _on(ctx, PORTAL, "systemctl start portal")
+        on_host(ctx, PORTAL, "systemctl start portal")
         _wait_healthy(ctx)
         proc = _gestic(
             "rpa", "--robots", str(robots), "rerun", ACTUALIZACION.name, "--failed", "--lab"
@@ -365,7 +352,7 @@ def test_portal_outage_is_retried_dead_lettered_and_rerun_once_it_is_back(
         assert queue.get(item.id).state == DONE
         assert _beneficiaries(ctx, [doc])[doc]["phone"] == "3005550101"
     finally:
-        _on(ctx, PORTAL, "systemctl start portal")
+        on_host(ctx, PORTAL, "systemctl start portal")
         _wait_healthy(ctx)
         status, body = _api(ctx, "PUT", f"/api/beneficiaries/{doc}", before)
         assert status == 200, body
@@ -379,3 +366,27 @@ def _wait_healthy(ctx: Context, timeout: float = 60) -> None:
             return
         assert time.monotonic() < deadline, f"the portal did not come back: {status} {body}"
         time.sleep(1)
+
+
+BOTS_HOST = "svc-p1"
+AS_SCHEDULER = (
+    "runuser -u gestic-rpa -- sh -c "
+    + shlex.quote('set -a; . /etc/gestic/rpa-scheduler.env; cd /opt/gestic/src; exec "$@"')
+    + " gestic /opt/gestic/venv/bin/python -m gestic"
+)
+
+
+def test_the_bots_host_schedules_and_runs_bots_from_its_offline_install(lab: Lab) -> None:
+    """svc-p1 got gestic and the robots' environment from the controller's wheelhouse only."""
+    ctx = lab.ctx
+    assert on_host(ctx, BOTS_HOST, "systemctl is-active gestic-rpa-scheduler").strip() == "active"
+    journal = on_host(ctx, BOTS_HOST, "journalctl -u gestic-rpa-scheduler --no-pager -o cat")
+    assert "scheduling 3 bots (America/Bogota)" in journal
+    # A bot run on the host, as the service runs them: its own ledger, its own robots.
+    out = on_host(ctx, BOTS_HOST, f"{AS_SCHEDULER} rpa run revision-accesos --var TICKET=CHG-LAB-1")
+    assert "robots: 3" in out, out
+    items = json.loads(on_host(ctx, BOTS_HOST, f"{AS_SCHEDULER} rpa items revision-accesos --json"))
+    mine = [i for i in items if i["queue"] == "revision-accesos.cuentas"]
+    assert mine, items
+    assert {i["state"] for i in mine} <= {DONE, FAILED}
+    assert any(i["state"] == DONE for i in mine)

@@ -23,7 +23,7 @@ import yaml
 from gestic.context import Context
 from gestic.lab import names
 
-from .labkit import Lab, converge
+from .labkit import Lab, converge, on_host
 
 pytestmark = pytest.mark.lab
 
@@ -55,19 +55,6 @@ def _router(
         timeout=60,
         check=False,
     )
-
-
-def _on(ctx: Context, host: str, command: str) -> str:
-    """Run `command` as root on a lab host over the automation account's SSH."""
-    proc = subprocess.run(
-        ["ssh", "-F", str(ctx.access.ssh_config), host, "sudo", "sh", "-c", shlex.quote(command)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, f"{host}: {command}: {proc.stderr}"
-    return proc.stdout
 
 
 def _address(ctx: Context, host: str) -> str:
@@ -132,9 +119,9 @@ def test_portal_updates_reach_the_sites_database(lab: Lab, tmp_path: Path) -> No
             "--data", json.dumps({"phone": "+57 300 123 4567"}),
         )  # fmt: skip
         assert status == 200, body
-        assert _on(ctx, "db-p1", psql).strip().startswith("3001234567|")
+        assert on_host(ctx, "db-p1", psql).strip().startswith("3001234567|")
         # the DR site's database is a different one: unchanged
-        assert not _on(ctx, "db-a1", psql).strip().startswith("3001234567|")
+        assert not on_host(ctx, "db-a1", psql).strip().startswith("3001234567|")
         # validation errors name the field and change nothing
         status, body = _curl(
             ctx,
@@ -161,7 +148,7 @@ def test_portal_updates_reach_the_sites_database(lab: Lab, tmp_path: Path) -> No
         status, page = _curl(ctx, url, "-b", str(jar), "-L", *fields)
         assert status == 200, page
         assert "Datos actualizados correctamente." in page
-        assert _on(ctx, "db-p1", psql).strip() == "3109876543|valentina.actualizada@example.com"
+        assert on_host(ctx, "db-p1", psql).strip() == "3109876543|valentina.actualizada@example.com"
         # without the session's token: refused
         status, _ = _curl(ctx, url, *fields)
         assert status == 400
@@ -224,7 +211,7 @@ def partner_key(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield key
     finally:
         _converge_sftp(ctx, None)  # back to the repository's inventory
-        keys = _on(ctx, "svc-p1", f"cat /etc/ssh/sftp-keys/{PARTNER}")
+        keys = on_host(ctx, "svc-p1", f"cat /etc/ssh/sftp-keys/{PARTNER}")
         assert public.split()[1] not in keys
 
 
@@ -245,13 +232,13 @@ def test_sftp_upload_lands_in_entrada_and_is_logged(
     try:
         proc = _sftp(ctx, partner_key, PARTNER, f"put {upload} /entrada/{name}\n")
         assert proc.returncode == 0, proc.stderr
-        owner = _on(ctx, "svc-p1", f"stat -c '%U %a %s' {landed}").split()
+        owner = on_host(ctx, "svc-p1", f"stat -c '%U %a %s' {landed}").split()
         assert owner == [PARTNER, "640", str(size)]
-        log = _on(ctx, "svc-p1", "journalctl -q --no-pager -o cat -t internal-sftp")
+        log = on_host(ctx, "svc-p1", "journalctl -q --no-pager -o cat -t internal-sftp")
         assert f'close "/entrada/{name}" bytes read 0 written {size}' in log
         assert f"session opened for local user {PARTNER} from" in log
     finally:
-        _on(ctx, "svc-p1", f"rm -f {landed}")
+        on_host(ctx, "svc-p1", f"rm -f {landed}")
 
 
 def test_sftp_partner_cannot_leave_its_chroot(lab: Lab, partner_key: Path) -> None:
@@ -310,14 +297,16 @@ def test_retired_partner_loses_access_and_keeps_its_files(lab: Lab, tmp_path: Pa
         refused = _sftp(ctx, key, RETIRED, "ls /\n")
         assert refused.returncode != 0
         assert "Permission denied" in refused.stderr
-        assert _on(ctx, "svc-p1", f"test -e /etc/ssh/sftp-keys/{RETIRED} || echo gone") == "gone\n"
-        expiry = _on(ctx, "svc-p1", f"chage -l {RETIRED}")
+        assert (
+            on_host(ctx, "svc-p1", f"test -e /etc/ssh/sftp-keys/{RETIRED} || echo gone") == "gone\n"
+        )
+        expiry = on_host(ctx, "svc-p1", f"chage -l {RETIRED}")
         assert re.search(r"Account expires\s*: Jan 02, 1970", expiry), expiry
-        kept = _on(ctx, "svc-p1", f"cat /srv/sftp/{RETIRED}/entrada/entrega.txt")
+        kept = on_host(ctx, "svc-p1", f"cat /srv/sftp/{RETIRED}/entrada/entrega.txt")
         assert kept == "entrega\n"
     finally:
         # the test's account is not the repository's: remove it entirely
-        _on(
+        on_host(
             ctx,
             "svc-p1",
             f"systemctl disable --now {shlex.quote(unit)} 2>/dev/null; "

@@ -16,7 +16,6 @@ import pytest
 from click.testing import CliRunner
 
 from gestic.cli import cli
-from gestic.converge import run_playbook
 from gestic.ledger import Ledger
 from gestic.model import load_model
 from gestic.vulnscan import (
@@ -37,7 +36,7 @@ from gestic.vulnscan import (
 )
 
 from .conftest import LAB_INVENTORY
-from .labkit import ROOT, Lab
+from .labkit import ROOT, Lab, converge
 
 DATA = Path(__file__).parent / "data"
 BEFORE = DATA / "lynis-web-p1-before.dat"
@@ -304,27 +303,8 @@ def test_report_command_stops_on_a_bad_threshold(
 
 def _failures(lab: Lab, extravars: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
     """Run the vulnscan play with `extravars`; return the result and each host's failed tasks."""
-    ctx = lab.ctx
-    ctx.access.write(ctx.model)
     failed: dict[str, list[str]] = {}
-
-    def sink(event: dict[str, Any]) -> None:
-        if event.get("event") == "runner_on_failed":
-            data = event["event_data"]
-            failed.setdefault(data["host"], []).append(
-                f"{data['task']}: {data['res'].get('msg', '')}"
-            )
-
-    result = run_playbook(
-        playbooks_dir=ROOT / "playbooks",
-        playbook="site.yml",
-        inventory=ctx.inventory / "hosts.yml",
-        access=ctx.access,
-        artifacts_dir=ctx.artifacts / "ansible",
-        tags="vulnscan",
-        extravars=extravars,
-        event_sink=sink,
-    )
+    result = converge(lab.ctx, tags="vulnscan", extravars=extravars, failed=failed)
     return result, failed
 
 

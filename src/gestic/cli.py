@@ -16,7 +16,7 @@ from gestic import demo_steps
 from gestic.commands import discovered
 from gestic.console import console
 from gestic.context import Context
-from gestic.converge import ConvergeResult, run_playbook
+from gestic.converge import ConvergeResult
 from gestic.errors import GesticError
 from gestic.infra import OpResult
 from gestic.lab.status import host_statuses, leftovers
@@ -140,15 +140,9 @@ def _print_status(obj: Context) -> None:
 def _converge(
     obj: Context, *, check: bool, diff: bool, limit: str | None, tags: str | None
 ) -> ConvergeResult:
-    obj.access.write(obj.model)
     kind = "converge.check" if check else "converge"
     with obj.ledger.record(kind=kind, target=obj.lab_stack.name) as run:
-        result = run_playbook(
-            playbooks_dir=obj.root / "playbooks",
-            playbook="site.yml",
-            inventory=obj.inventory / "hosts.yml",
-            access=obj.access,
-            artifacts_dir=obj.artifacts / "ansible",
+        result = obj.run_playbook(
             check=check,
             diff=diff,
             limit=limit,

@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+from gestic.converge import ConvergeResult, run_playbook
 from gestic.infra import LabStack
 from gestic.lab.access import LabAccess
 from gestic.ledger import Ledger
@@ -59,3 +61,19 @@ class Context:
     @property
     def artifacts(self) -> Path:
         return self.state / "artifacts"
+
+    def run_playbook(self, playbook: str = "site.yml", **options: Any) -> ConvergeResult:
+        """Run one of playbooks/ on the lab's hosts with this context's inventory and access.
+
+        `options` are `gestic.converge.run_playbook`'s (check, diff, limit, tags, extravars,
+        on_event, event_sink). The SSH access files are written first (from the model).
+        """
+        self.access.write(self.model)
+        return run_playbook(
+            playbooks_dir=self.root / "playbooks",
+            playbook=playbook,
+            inventory=self.inventory / "hosts.yml",
+            access=self.access,
+            artifacts_dir=self.artifacts / "ansible",
+            **options,
+        )

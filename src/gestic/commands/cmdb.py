@@ -9,7 +9,6 @@ import click
 from gestic.cmdb import FactCollector, build_assets, write_exports
 from gestic.console import console
 from gestic.context import Context
-from gestic.converge import run_playbook
 from gestic.errors import GesticError
 
 
@@ -29,17 +28,9 @@ def COMMAND() -> None:
 def export(obj: Context, output: Path | None) -> None:
     """Gather facts from every host and write the inventory joined with the model."""
     out_dir = output or obj.artifacts / "cmdb"
-    obj.access.write(obj.model)
     collector = FactCollector()
     with obj.ledger.record(kind="cmdb.export", target=obj.lab_stack.name) as run:
-        result = run_playbook(
-            playbooks_dir=obj.root / "playbooks",
-            playbook="cmdb.yml",
-            inventory=obj.inventory / "hosts.yml",
-            access=obj.access,
-            artifacts_dir=obj.artifacts / "ansible",
-            event_sink=collector,
-        )
+        result = obj.run_playbook("cmdb.yml", event_sink=collector)
         assets = build_assets(obj.model, collector.facts)
         paths = write_exports(assets, out_dir, environment=obj.model.environment)
         missing = [a.name for a in assets if not a.reachable]

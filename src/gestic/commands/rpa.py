@@ -28,7 +28,7 @@ from gestic.rpa.errors import RpaError
 from gestic.rpa.manifest import Bot, RpaSettings, discover, load_seed, load_settings
 from gestic.rpa.queue import WorkQueue
 from gestic.rpa.report import write_report
-from gestic.rpa.runner import BotRun, RobotsEnv, Runner, interrupt_event
+from gestic.rpa.runner import ROBOTS_ENV_ENV, BotRun, RobotsEnv, Runner, interrupt_event
 from gestic.rpa.schedule import Scheduler, timezone
 from gestic.rpa.sla import Period, at_risk
 
@@ -84,6 +84,9 @@ class RpaContext:
         return self._queue
 
     def env(self) -> RobotsEnv:
+        prebuilt = os.environ.get(ROBOTS_ENV_ENV)
+        if prebuilt:  # a bots host: installed by the rpa_scheduler role, never built here
+            return RobotsEnv.existing(Path(prebuilt))
         # One environment for every bot (also test bots elsewhere): the repository's robots/.
         return RobotsEnv.ensure(
             self.ctx.root / "robots" / "requirements.txt",

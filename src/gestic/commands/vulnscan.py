@@ -11,7 +11,6 @@ from rich.table import Table
 from gestic.commands import lang_option
 from gestic.console import console
 from gestic.context import Context
-from gestic.converge import run_playbook
 from gestic.errors import GesticError
 from gestic.reports import Lang
 from gestic.vulnscan import (
@@ -122,14 +121,8 @@ def report(obj: Context, lang: str, output: Path | None, min_index: int | None) 
 def scan(obj: Context, limit: str | None, lang: str, output: Path | None) -> None:
     """Scan the hosts now (however recent their last scan), then write the report."""
     threshold = load_threshold(obj.inventory)  # a bad setting stops before any scan
-    obj.access.write(obj.model)
     with obj.ledger.record(kind="vulnscan.scan", target=obj.lab_stack.name) as run:
-        result = run_playbook(
-            playbooks_dir=obj.root / "playbooks",
-            playbook="site.yml",
-            inventory=obj.inventory / "hosts.yml",
-            access=obj.access,
-            artifacts_dir=obj.artifacts / "ansible",
+        result = obj.run_playbook(
             limit=limit,
             tags="vulnscan",
             extravars={"vulnscan_max_age_hours": 0},

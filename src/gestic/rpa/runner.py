@@ -65,6 +65,8 @@ ADAPTER_MODULES: Final = (
     "rpa/adapter.py",
 )
 READY_MARK: Final = ".gestic-ready"
+#: A prebuilt robots' environment to use as is (bots hosts: the rpa_scheduler role's).
+ROBOTS_ENV_ENV: Final = "GESTIC_ROBOTS_ENV"
 #: Headless browser flags the browser bots get (see docs/rpa.md).
 BROWSER_ENV: Final = {
     "GESTIC_CHROMIUM": "/usr/bin/chromium",
@@ -120,6 +122,16 @@ class RobotsEnv:
         digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
         tag = f"py{sys.version_info.major}{sys.version_info.minor}"
         return cache / "rpa" / f"robots-{tag}-{digest}"
+
+    @classmethod
+    def existing(cls, path: Path) -> RobotsEnv:
+        """A robots' environment built elsewhere (e.g. installed by a role); never modified."""
+        env = cls(path=path)
+        if not env.python.is_file():
+            raise RpaError(
+                f"{ROBOTS_ENV_ENV}={path}: no robots' environment there ({env.python} is missing)"
+            )
+        return env
 
     @classmethod
     def ensure(cls, requirements: Path, cache: Path, *, log: Printer = _quiet) -> RobotsEnv:
