@@ -31,7 +31,10 @@ SCRIPT = r"""
 set -eu
 W=/var/tmp/gestic-bench; rm -rf "$W"; mkdir -p "$W/src"
 head -c {mb}M /dev/urandom > "$W/src/data.bin"; sync
-t() {{ s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }}
+t() {{
+  s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
+  echo "$e $s" | awk '{{print $1 - $2}}'
+}}
 export RESTIC_PASSWORD=bench-only
 COPY=$(t cp -a "$W/src" "$W/copy")
 restic init --repo "$W/repo" >/dev/null 2>&1

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from gestic.ledger import LEDGER_URL_ENV, Ledger
 from gestic.rpa.broker import QueueBroker
+from gestic.rpa.manifest import load_bot
 from gestic.rpa.queue import BUSINESS, DONE, FAILED, WorkQueue
 from gestic.rpa.queue_client import BROKER_ENV, BROKER_KEY_ENV
-from gestic.rpa.runner import adapter_pythonpath
+from gestic.rpa.runner import RobotsEnv, Runner, adapter_pythonpath
 
 
 @pytest.fixture
@@ -148,3 +150,25 @@ def test_an_unreachable_broker_is_a_clear_queue_error(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
     )
     assert "cannot reach gestic's work-item broker" in proc.stdout, proc.stderr
+
+
+def test_robots_get_the_broker_never_the_ledger_url(
+    tmp_path: Path, queue: WorkQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret_url = "postgresql+psycopg://gestic:s3cret@db/ledger"
+    monkeypatch.setenv(LEDGER_URL_ENV, secret_url)
+    bot = load_bot(Path(__file__).parent / "data" / "rpa" / "robots" / "noop")
+    step = bot.manifest.steps[0]
+    runner = Runner(
+        queue=queue,
+        ledger=Ledger(f"sqlite:///{tmp_path / 'runs.db'}"),
+        env=RobotsEnv(path=tmp_path / "env"),
+        state=tmp_path / "state",
+        artifacts=tmp_path / "artifacts",
+    )
+    with QueueBroker(queue) as broker:
+        env = runner.robot_env(bot, step, "w1", tmp_path / "out", broker)
+        assert env[BROKER_ENV] == broker.address
+        assert bytes.fromhex(env[BROKER_KEY_ENV]) == broker.key
+    assert LEDGER_URL_ENV not in env
+    assert not any("s3cret" in value for value in env.values())
