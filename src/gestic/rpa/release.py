@@ -13,7 +13,7 @@ digest so that an unchanged checkout gives the same names and the role changes n
   requirements content and Python version into the cache (needs the package index once).
 
 Usage (the role runs this on the controller, with the bots host's Python version):
-``python -m gestic.rpa.release OUT_DIR --python-version 3.11.2`` prints JSON
+``python -m gestic.rpa.release --python-version 3.11.2 [--out DIR]`` prints JSON
 ``{"source": ..., "wheelhouse": ..., "pip_wheel": ..., "built": [...]}``.
 """
 
@@ -253,13 +253,18 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gestic.rpa.release", description="Build the bots hosts' archives."
     )
-    parser.add_argument("out", type=Path, help="directory for the archives")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for the archives (default: <gestic cache>/bots-release)",
+    )
     parser.add_argument("--python-version", help="the hosts' Python, X.Y.Z (default: this one)")
     args = parser.parse_args(argv)
     try:
         release = build(
             paths.repo_root(),
-            args.out,
+            args.out or paths.cache_dir() / "bots-release",
             python_version=args.python_version,
             say=lambda m: print(m, file=sys.stderr),
         )
