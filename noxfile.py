@@ -16,6 +16,9 @@ from pathlib import Path
 import nox
 
 nox.options.reuse_existing_virtualenvs = True
+# uv creates the virtualenvs and installs into them several times faster than pip (a fresh
+# `nox -s tests` install: ~3 min with pip); plain virtualenv + pip where uv is not installed.
+nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests"]
 
 ROOT = Path(__file__).parent

@@ -54,6 +54,7 @@ def _throughput(ctx: Context, host: str, mb: int) -> dict[str, Any]:
             host_pattern=host,
             module="ansible.builtin.shell",
             module_args=SCRIPT.format(mb=mb),
+            cmdline="--become",
             envvars=ansible_env(ctx.access),
             quiet=True,
         )

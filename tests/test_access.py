@@ -165,18 +165,25 @@ BAD_ACCOUNTS = [
         id="private-key",
     ),
     pytest.param(
-        "expires: 2027-03-31",
+        'expires: "2027-03-31"',
         "expires: 31/03/2027",
         "gestic_accounts.lgomez.expires: Value error, expected a date written YYYY-MM-DD",
         "expires: 31/03/2027",
         id="date-format",
     ),
     pytest.param(
-        "expires: 2027-03-31",
+        'expires: "2027-03-31"',
         'expires: "2027-02-30"',
         "gestic_accounts.lgomez.expires: Input should be a valid date",
         'expires: "2027-02-30"',
         id="impossible-date",
+    ),
+    pytest.param(
+        'expires: "2027-03-31"',
+        "expires: 2027-03-31",
+        "gestic_accounts.lgomez.expires: an unquoted YAML date: quote it",
+        "expires: 2027-03-31",
+        id="unquoted-date",
     ),
     pytest.param(
         "uid: 2003",
@@ -201,7 +208,7 @@ BAD_ACCOUNTS = [
         id="shared-key",
     ),
     pytest.param(
-        "    removed_on: 2026-10-31\n",
+        '    removed_on: "2026-10-31"\n',
         "",
         "gestic_accounts.jperez: Value error, a removed account needs removed_on",
         "  jperez:",
@@ -215,8 +222,8 @@ BAD_ACCOUNTS = [
         id="present-without-uid",
     ),
     pytest.param(
-        "    expires: 2027-01-31\n",
-        "    expires: 2027-01-31\n    removed_on: 2026-11-01\n",
+        '    expires: "2027-01-31"\n',
+        '    expires: "2027-01-31"\n    removed_on: "2026-11-01"\n',
         "gestic_accounts.cdiaz: Value error, removed_on is only for accounts with state: removed",
         "  cdiaz:",
         id="present-with-removal-date",
@@ -298,7 +305,7 @@ def test_duplicate_username_is_reported_with_line(lab_inventory: Path) -> None:
 def test_removal_date_in_the_future_is_an_error() -> None:
     problems = _problems(LAB_INVENTORY, today=date(2026, 10, 30))
     accounts = _accounts_file(LAB_INVENTORY)
-    line = _line_of(accounts, "removed_on: 2026-10-31")
+    line = _line_of(accounts, 'removed_on: "2026-10-31"')
     assert problems == [
         f"{accounts}:{line}: gestic_accounts.jperez.removed_on: removal date 2026-10-31 is in the "
         "future: keep the account present with expires: 2026-10-31 until then"
@@ -308,10 +315,13 @@ def test_removal_date_in_the_future_is_an_error() -> None:
 def test_expired_present_account_is_a_warning_not_an_error() -> None:
     model = _lab_model(today=date(2027, 4, 1))
     accounts = _accounts_file(LAB_INVENTORY)
+    cdiaz, lgomez = (
+        _line_of(accounts, f'expires: "{day}"') for day in ("2027-01-31", "2027-03-31")
+    )
     expected = {
-        f"{accounts}:{_line_of(accounts, 'expires: 2027-01-31')}: gestic_accounts.cdiaz.expires: "
+        f"{accounts}:{cdiaz}: gestic_accounts.cdiaz.expires: "
         "account expired on 2027-01-31: renew it (expires) or remove it (state: removed)",
-        f"{accounts}:{_line_of(accounts, 'expires: 2027-03-31')}: gestic_accounts.lgomez.expires: "
+        f"{accounts}:{lgomez}: gestic_accounts.lgomez.expires: "
         "account expired on 2027-03-31: renew it (expires) or remove it (state: removed)",
     }
     assert set(model.warnings) == expected

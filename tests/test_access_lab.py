@@ -190,7 +190,7 @@ def test_removal_locks_revokes_and_ends_sessions_then_regrant(
         _replace(
             _accounts(removed),
             "    ticket: REQ-2026-0215\n",
-            f"    ticket: CHG-2026-999\n    state: removed\n    removed_on: {date.today()}\n",
+            f'    ticket: CHG-2026-999\n    state: removed\n    removed_on: "{date.today()}"\n',
         )
         first = converge(ctx, tags="access", inventory=removed)
         assert first.ok, first.per_host

@@ -17,7 +17,11 @@ import pytest
 
 from gestic.errors import LabError, NotRootError
 from gestic.lab import host, image, names, network
+from gestic.lab.program import settings_for
+from gestic.model import load_model
 from gestic.paths import cache_dir
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # --- names --------------------------------------------------------------------------------
 
@@ -276,7 +280,13 @@ def _teardown(lab: str, state: Path) -> None:
 def test_lab_boots_two_hosts_end_to_end(lab_name: str, tmp_path: Path, ssh_key: Path) -> None:
     lab, state = lab_name, tmp_path / "state"
     started = time.monotonic()
-    rootfs = image.ensure_image(cache_dir=cache_dir(), progress=print)
+    # the lab model's image: the one the session lab uses (built once per machine, cached)
+    lab_image = settings_for(
+        load_model(ROOT / "inventory" / "lab"), state_dir=tmp_path, cache_dir=cache_dir()
+    )
+    rootfs = image.ensure_image(
+        cache_dir=cache_dir(), suite=lab_image.suite, packages=lab_image.packages, progress=print
+    )
     print(f"image ready in {time.monotonic() - started:.1f} s: {rootfs}")
     try:
         network.ensure_router(lab)

@@ -384,6 +384,7 @@ def collect_records(
             "inventory": str(inventory),
             "host_pattern": "all",
             "module": "ansible.builtin.slurp",
+            "cmdline": "--become",  # as the plays do (`become: true`)
             "module_args": f"src={path}",
             "envvars": ansible_env(access),
             "quiet": True,

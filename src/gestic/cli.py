@@ -20,6 +20,8 @@ from gestic.converge import ConvergeResult
 from gestic.errors import GesticError
 from gestic.infra import OpResult
 from gestic.lab.status import host_statuses, leftovers
+from gestic.strategy import DEFAULT as DEFAULT_STRATEGY
+from gestic.strategy import STRATEGIES, STRATEGY_ENV
 from gestic.verify import VerifyResult, run_verify
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -138,7 +140,13 @@ def _print_status(obj: Context) -> None:
 
 
 def _converge(
-    obj: Context, *, check: bool, diff: bool, limit: str | None, tags: str | None
+    obj: Context,
+    *,
+    check: bool,
+    diff: bool,
+    limit: str | None,
+    tags: str | None,
+    strategy: str | None = None,
 ) -> ConvergeResult:
     kind = "converge.check" if check else "converge"
     with obj.ledger.record(kind=kind, target=obj.lab_stack.name) as run:
@@ -147,6 +155,7 @@ def _converge(
             diff=diff,
             limit=limit,
             tags=tags,
+            strategy=strategy,
             on_event=lambda line: console.print(line, markup=False, soft_wrap=True),
         )
         run.changed = result.changed
@@ -177,10 +186,18 @@ def _print_converge(result: ConvergeResult) -> None:
 @click.option("--diff", is_flag=True, help="Show the differences in files and templates.")
 @click.option("--limit", default=None, help="Only these hosts or groups (Ansible pattern).")
 @click.option("--tags", default=None, help="Only roles/tasks with these tags.")
+@click.option(
+    "--strategy",
+    type=click.Choice(sorted(STRATEGIES)),
+    default=None,
+    help=f"Ansible strategy (default: {STRATEGY_ENV}, else {DEFAULT_STRATEGY}).",
+)
 @click.pass_obj
-def converge(obj: Context, check: bool, diff: bool, limit: str | None, tags: str | None) -> None:
+def converge(
+    obj: Context, check: bool, diff: bool, limit: str | None, tags: str | None, strategy: str | None
+) -> None:
     """Configure the lab hosts with Ansible (playbooks/site.yml)."""
-    result = _converge(_ctx(obj), check=check, diff=diff, limit=limit, tags=tags)
+    result = _converge(_ctx(obj), check=check, diff=diff, limit=limit, tags=tags, strategy=strategy)
     if not result.ok:
         raise GesticError(f"converge failed on: {', '.join(result.failed_hosts) or 'see output'}")
 

@@ -17,6 +17,7 @@ import ansible_runner
 
 from gestic.errors import AnsibleError
 from gestic.lab.access import LabAccess
+from gestic.strategy import strategy_env
 
 EventPrinter = Callable[[str], None]
 # shown as they happen; "ok" tasks are shown only when they changed something
@@ -58,10 +59,17 @@ def _per_host(stats: dict[str, dict[str, int]] | None) -> dict[str, dict[str, in
     return table
 
 
-def ansible_env(access: LabAccess, *, pipelining: bool = True) -> dict[str, str]:
-    """Environment that points Ansible at the lab's ssh_config and a per-lab control dir."""
+def ansible_env(
+    access: LabAccess, *, pipelining: bool = True, strategy: str | None = None
+) -> dict[str, str]:
+    """Environment that points Ansible at the lab's ssh_config and a per-lab control dir.
+
+    `strategy` is a name of `gestic.strategy.STRATEGIES` (default: GESTIC_ANSIBLE_STRATEGY,
+    else Mitogen).
+    """
     access.control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return {
+        **strategy_env(strategy),
         "ANSIBLE_SSH_ARGS": f"-F {access.ssh_config}",
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(access.control_dir / "ansible"),
         "ANSIBLE_PIPELINING": str(pipelining),
@@ -88,6 +96,7 @@ def run_playbook(
     tags: str | None = None,
     extravars: dict[str, Any] | None = None,
     pipelining: bool = True,
+    strategy: str | None = None,
     on_event: EventPrinter | None = None,
     event_sink: Callable[[dict[str, Any]], None] | None = None,
 ) -> ConvergeResult:
@@ -120,7 +129,7 @@ def run_playbook(
             "project_dir": str(playbooks_dir),
             "playbook": playbook,
             "inventory": str(inventory),
-            "envvars": ansible_env(access, pipelining=pipelining),
+            "envvars": ansible_env(access, pipelining=pipelining, strategy=strategy),
             "extravars": extravars or {},
             "cmdline": cmdline or None,
             "limit": limit,

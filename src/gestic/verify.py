@@ -44,6 +44,11 @@ def _summary(junit: Path, duration: float) -> VerifyResult:
     return VerifyResult(duration_s=duration, failed=failed, report=junit, **counts)
 
 
+def workers(hosts: int) -> int:
+    """How many pytest-xdist workers run the checks: two per core, at most one per host."""
+    return max(1, min(hosts, 2 * (os.cpu_count() or 1)))
+
+
 def run_verify(
     *,
     checks_dir: Path,

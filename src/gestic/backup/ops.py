@@ -63,6 +63,7 @@ def agent(ctx: Context, host: str, *args: str) -> AgentCall:
             "inventory": str(ctx.inventory / "hosts.yml"),
             "host_pattern": host,
             "module": "ansible.builtin.command",
+            "cmdline": "--become",  # as the plays do (`become: true`)
             "module_args": " ".join(_quote(a) for a in (AGENT, *args)),
             "envvars": ansible_env(ctx.access),
             "quiet": True,

@@ -96,6 +96,7 @@ def _read_sources(root: Path, smap: SourceMap) -> tuple[Any, dict[str, Any]]:
     except YamlSourceError as exc:
         errors.append(str(exc))
         inventory = None
+    errors.extend(_date_problems(inventory, smap, hosts_file, prefix=("inventory",)))
     for file in sorted((root / SETTINGS_DIR).glob("*.yml")):
         try:
             data = load_yaml(file, smap=smap) or {}
@@ -105,6 +106,7 @@ def _read_sources(root: Path, smap: SourceMap) -> tuple[Any, dict[str, Any]]:
         if not isinstance(data, dict):
             errors.append(f"{file}:1: expected a mapping of variables")
             continue
+        errors.extend(_date_problems(data, smap, file))
         for var, value in data.items():
             if var in settings:
                 errors.append(f"{smap.locate((var,))}: '{var}' is defined in two files")
@@ -112,6 +114,31 @@ def _read_sources(root: Path, smap: SourceMap) -> tuple[Any, dict[str, Any]]:
     if errors:
         raise ModelError(errors)
     return inventory, settings
+
+
+YAML_DATE_HINT = (
+    "an unquoted YAML date: quote it ('2027-06-30'); Ansible hands inventory values to modules "
+    "as JSON, which has no date type"
+)
+
+
+def _date_problems(data: Any, smap: SourceMap, file: Path, *, prefix: Key = ()) -> list[str]:
+    return [
+        f"{smap.locate((*prefix, *key)) or file}: {'.'.join(map(str, key))}: {YAML_DATE_HINT}"
+        for key in _yaml_dates(data)
+    ]
+
+
+def _yaml_dates(data: Any, key: Key = ()) -> Iterable[Key]:
+    """Keys whose value YAML read as a date or timestamp (anywhere in `data`)."""
+    if isinstance(data, date):
+        yield key
+    elif isinstance(data, dict):
+        for name, value in data.items():
+            yield from _yaml_dates(value, (*key, name))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _yaml_dates(value, (*key, i))
 
 
 def _named(

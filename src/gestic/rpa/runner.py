@@ -148,11 +148,24 @@ class RobotsEnv:
             if (path / READY_MARK).is_file():
                 return env
             shutil.rmtree(path, ignore_errors=True)
-            log(f"creating the robots' environment in {path} (once; takes a minute or two)")
+            log(f"creating the robots' environment in {path} (once; takes a few seconds)")
+            # uv (a gestic dependency) installs rpaframework's ~150 packages 5-10x faster than
+            # pip, from the same index and with the same resolution rules
+            from uv import find_uv_bin  # noqa: PLC0415 - the bots hosts get a prebuilt env
+
+            uv = find_uv_bin()
             steps = [
-                [sys.executable, "-m", "venv", str(path)],
-                [str(env.python), "-m", "pip", "install", "-q", "--upgrade", "pip"],
-                [str(env.python), "-m", "pip", "install", "-q", "-r", str(requirements)],
+                [uv, "venv", "--quiet", "--python", sys.executable, str(path)],
+                [
+                    uv,
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--python",
+                    str(env.python),
+                    "-r",
+                    str(requirements),
+                ],
             ]
             for cmd in steps:
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
