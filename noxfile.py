@@ -134,7 +134,9 @@ def tests(session: nox.Session) -> None:
     _install(session, "test")
     if os.geteuid() == 0:
         _ensure_engine(session)
-    session.run("pytest", *session.posargs)
+    # two xdist workers: every lab test on one (the session lab, in order), the unit tests on
+    # the other (tests/conftest.py); `-- -n 0` runs everything in this process
+    session.run("pytest", "-n", "2", "--dist", "loadgroup", "--durations=30", *session.posargs)
 
 
 @nox.session

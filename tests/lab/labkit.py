@@ -1,0 +1,91 @@
+"""Helpers for tests that run against the real lab (see the `lab` fixture in conftest.py)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gestic.context import Context
+from gestic.converge import ConvergeResult, run_playbook
+from gestic.verify import VerifyResult, run_verify
+
+from ..paths import ROOT
+
+__all__ = ["ROOT", "Lab", "converge", "on_host", "verify"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lab:
+    """A lab that is up and was converged once for this test session."""
+
+    ctx: Context
+    first_converge: ConvergeResult
+
+
+def converge(
+    ctx: Context,
+    *,
+    check: bool = False,
+    limit: str | None = None,
+    tags: str | None = None,
+    inventory: Path | None = None,
+    extravars: dict[str, Any] | None = None,
+    playbook: str = "site.yml",
+    failed: dict[str, list[str]] | None = None,
+    strategy: str | None = None,
+) -> ConvergeResult:
+    """Run a playbook on the lab (`inventory`: another inventory dir, e.g. an edited copy).
+
+    `failed`, if given, collects each host's failed tasks ("task: message").
+    """
+
+    def sink(event: dict[str, Any]) -> None:
+        if failed is not None and event.get("event") == "runner_on_failed":
+            data = event["event_data"]
+            failed.setdefault(data["host"], []).append(
+                f"{data['task']}: {data['res'].get('msg', '')}"
+            )
+
+    ctx.access.write(ctx.model)
+    return run_playbook(
+        playbooks_dir=ROOT / "playbooks",
+        playbook=playbook,
+        inventory=(inventory or ctx.inventory) / "hosts.yml",
+        access=ctx.access,
+        artifacts_dir=ctx.artifacts / "ansible",
+        check=check,
+        diff=check,
+        limit=limit,
+        tags=tags,
+        extravars=extravars,
+        event_sink=sink,
+        strategy=strategy,
+    )
+
+
+def on_host(ctx: Context, host: str, command: str, *, timeout: float = 60) -> str:
+    """Run `command` as root on a lab host over the automation account's SSH; its stdout."""
+    proc = subprocess.run(
+        ["ssh", "-F", str(ctx.access.ssh_config), host, "sudo", "sh", "-c", shlex.quote(command)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{host}: {command}: {proc.stderr}"
+    return proc.stdout
+
+
+def verify(ctx: Context, *, checks: Path | None = None) -> VerifyResult:
+    """Run the testinfra checks (all of verify/, or one file/dir) on every lab host."""
+    return run_verify(
+        checks_dir=checks or ROOT / "verify",
+        inventory=ctx.inventory,
+        model=ctx.model,
+        access=ctx.access,
+        artifacts_dir=ctx.artifacts / "verify",
+        stream=False,
+    )

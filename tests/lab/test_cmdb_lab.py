@@ -1,0 +1,28 @@
+"""`gestic cmdb export` on the real lab: every host, reachable, with its real packages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from gestic.cli import cli
+
+from .labkit import Lab
+
+
+def test_export_from_the_lab_matches_the_hosts(lab: Lab, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["cmdb", "export", "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "cmdb.json").read_text())
+    assets = {a["name"]: a for a in document["assets"]}
+    assert set(assets) == set(lab.ctx.model.hosts)
+    assert all(a["reachable"] for a in assets.values())
+    ssh = subprocess.run(
+        ["ssh", "-F", str(lab.ctx.access.ssh_config), "web-p1",
+         "dpkg-query -W -f='${Version}' openssh-server"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert assets["web-p1"]["packages"]["openssh-server"] == ssh.stdout.strip()

@@ -1,0 +1,143 @@
+"""DR drills on the real lab: RTO/RPO measured, evidence written, and the three faults.
+
+* a DR host down during a drill: the drill names the wave and service that failed, and in
+  --test mode nothing on the primary site changes;
+* a drill interrupted halfway: cleanup (or the next drill) converges to a clean state;
+* a real site loss: the primary hosts are stopped, the DR site serves, failback returns.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gestic.backup.ops import agent, backup_now
+from gestic.dr import isolation
+from gestic.dr.drill import cleanup, load_state, run_drill
+from gestic.dr.evidence import write_evidence
+from gestic.dr.plan import PLAN_FILE, Plan, Step, load_plan
+from gestic.lab import host as lab_host
+
+from .labkit import ROOT, Lab
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _plan(lab: Lab) -> Plan:
+    return load_plan(ROOT / PLAN_FILE, lab.ctx.model)
+
+
+def _fresh_backups(lab: Lab) -> None:
+    for service in ("cartera-db", "portal"):
+        backup_now(lab.ctx, service)
+
+
+def _endpoint(lab: Lab, host: str) -> str:
+    root = lab_host.host_dir(lab.ctx.lab_stack.settings.state_dir, host) / "root"
+    for line in (root / "etc/hosts").read_text().splitlines():
+        if "portal.icetex.lab" in line:
+            return line.split()[0]
+    return ""
+
+
+def test_test_drill_measures_rto_rpo_and_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
+    ctx = lab.ctx
+    _fresh_backups(lab)
+    result = run_drill(ctx, _plan(lab), scenario="site-loss", test=True, approve=lambda _s: True)
+    assert result.ok, result.breaches()
+    by_name = {s.service: s for s in result.services}
+    assert [w.name for w in result.waves] == ["datos", "aplicaciones"]
+    for svc in by_name.values():
+        assert svc.rto_s is not None
+        assert 0 < svc.rto_s <= svc.rto_target_s
+        assert svc.rpo_s is not None
+        assert 0 <= svc.rpo_s <= svc.rpo_target_s
+        assert svc.irreducible_s is not None
+        assert svc.irreducible_s <= svc.rto_s
+    assert by_name["portal"].rto_s > by_name["cartera-db"].rto_s  # waves in order
+    assert result.cleanup is not None
+    assert result.cleanup.ok, result.cleanup
+    assert load_state(ctx) is None
+    assert _endpoint(lab, "web-p1") == str(ctx.model.hosts["web-p1"].address)
+    evidence = write_evidence(result, tmp_path, lang="es")
+    record = json.loads(evidence.record.read_text())
+    assert record["ok"]
+    assert record["user"]
+    assert "services" in record
+    html = evidence.report.read_text()
+    assert "Simulacro de recuperación de desastres" in html
+    assert "<svg" in html
+    english = write_evidence(result, tmp_path, lang="en").report.read_text()
+    assert "Disaster recovery drill" in english
+
+
+def test_a_dr_host_down_fails_the_drill_naming_wave_and_service(lab: Lab) -> None:
+    ctx = lab.ctx
+    settings = ctx.lab_stack.settings
+    _fresh_backups(lab)
+    primary_before = _endpoint(lab, "web-p1")
+    lab_host.stop_host(state_dir=settings.state_dir, name="db-a1")
+    try:
+        result = run_drill(
+            ctx, _plan(lab), scenario="site-loss", test=True, approve=lambda _s: True
+        )
+        assert not result.ok
+        breaches = result.breaches()
+        assert any("wave 'datos', service 'cartera-db' on db-a1" in b for b in breaches), breaches
+        assert any("service 'portal'" in b and "not attempted" in b for b in breaches)
+        # test mode: the primary site kept running and was not touched
+        assert all(
+            lab_host.host_pid(state_dir=settings.state_dir, name=h) is not None
+            for h in ("web-p1", "db-p1", "svc-p1")
+        )
+        assert _endpoint(lab, "web-p1") == primary_before
+        status = agent(ctx, "db-p1", "status")
+        assert status.data["recoveries"] == []
+        assert status.data["databases"] == []
+    finally:
+        final = cleanup(ctx, _plan(lab))  # starts db-a1 again (pulumi up) and verifies
+    assert final.ok, final.leftovers
+
+
+def test_an_interrupted_drill_is_cleaned_up_by_cleanup_and_by_a_rerun(lab: Lab) -> None:
+    ctx = lab.ctx
+    _fresh_backups(lab)
+
+    def stop_before_switch(step: Step) -> bool:
+        if step.at == "before-switch":
+            raise Interrupted(step.id)
+        return True
+
+    with pytest.raises(Interrupted):
+        run_drill(ctx, _plan(lab), scenario="site-loss", test=True, approve=stop_before_switch)
+    assert load_state(ctx) is not None
+    assert isolation.isolation_rules(ctx.lab_stack.settings.lab)
+    assert agent(ctx, "db-a1", "status").data["recoveries"] == ["cartera-db"]
+    # a new drill first converges the leftovers, then runs
+    rerun = run_drill(ctx, _plan(lab), scenario="site-loss", test=True, approve=lambda _s: True)
+    assert rerun.ok, rerun.breaches()
+    again = cleanup(ctx, _plan(lab))
+    assert again.ok, again
+    assert not again.undone, again
+
+
+def test_real_site_loss_then_failback(lab: Lab) -> None:
+    ctx = lab.ctx
+    settings = ctx.lab_stack.settings
+    _fresh_backups(lab)
+    try:
+        result = run_drill(ctx, _plan(lab), scenario="site-loss", approve=lambda _s: True)
+        assert result.ok, result.breaches()
+        assert result.cleanup is None
+        for name in ("web-p1", "db-p1", "svc-p1"):
+            assert lab_host.host_pid(state_dir=settings.state_dir, name=name) is None
+        assert _endpoint(lab, "web-a1") == str(ctx.model.hosts["web-a1"].address)
+    finally:
+        back = cleanup(ctx, _plan(lab))
+    assert back.ok, back.leftovers
+    assert sorted(back.started_hosts) == ["db-p1", "svc-p1", "web-p1"]
+    assert _endpoint(lab, "web-a1") == str(ctx.model.hosts["web-p1"].address)

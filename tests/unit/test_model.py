@@ -1,0 +1,161 @@
+"""The model loader: the real inventories load; every kind of bad input names file, key and line."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+from pathlib import Path
+
+import pytest
+
+from gestic.errors import ModelError
+from gestic.model import load_model
+from gestic.model.routes import _from_proc, machine_routes
+
+from ..paths import LAB_INVENTORY
+
+NO_ROUTES: list[IPv4Network] = []
+
+
+def _edit(file: Path, old: str, new: str) -> None:
+    text = file.read_text()
+    assert old in text, f"fixture text {old!r} not in {file}"
+    file.write_text(text.replace(old, new, 1))
+
+
+def _problems(root: Path, routes: list[IPv4Network] = NO_ROUTES) -> list[str]:
+    with pytest.raises(ModelError) as info:
+        load_model(root, routes=routes)
+    return info.value.problems
+
+
+def _line_of(file: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(file.read_text().splitlines(), 1) if needle in line)
+
+
+def test_lab_inventory_loads() -> None:
+    model = load_model(LAB_INVENTORY, routes=NO_ROUTES)
+    assert set(model.sites) == {"principal", "alterno"}
+    assert {h.site for h in model.hosts.values()} == {"principal", "alterno"}
+    assert model.hosts["db-p1"].groups == ("db", "principal")
+    assert str(model.sites["alterno"].gateway) == "10.213.2.1/24"
+    tier1 = [s for s in model.services.values() if s.tier == 1]
+    assert tier1
+    assert all(s.dr_hosts for s in tier1)
+    assert model.lab is not None
+    assert model.lab.name == "lab"
+
+
+def test_production_inventory_loads() -> None:
+    model = load_model(LAB_INVENTORY.parent / "production", check_machine=False)
+    assert model.lab is None
+    assert {s.role for s in model.sites.values()} == {"primary", "dr"}
+
+
+def test_missing_field_names_file_and_line(lab_inventory: Path) -> None:
+    hosts = lab_inventory / "hosts.yml"
+    line = _line_of(hosts, "web-p1:")
+    _edit(
+        hosts,
+        "          gestic_owner: infraestructura\n",
+        "",
+    )
+    problems = _problems(lab_inventory)
+    assert problems == [
+        f"{hosts}:{line}: inventory.all.children.principal.hosts.web-p1: "
+        "missing required variable gestic_owner"
+    ]
+
+
+def test_duplicate_host_key_is_reported_with_line(lab_inventory: Path) -> None:
+    hosts = lab_inventory / "hosts.yml"
+    _edit(
+        hosts,
+        "        db-p1:\n",
+        "        web-p1:\n          gestic_address: 10.213.1.12\n        db-p1:\n",
+    )
+    problems = _problems(lab_inventory)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{hosts}:")
+    assert "duplicate key 'web-p1'" in problems[0]
+
+
+def test_host_in_two_sites_is_reported(lab_inventory: Path) -> None:
+    hosts = lab_inventory / "hosts.yml"
+    _edit(hosts, "    alterno:\n      hosts:\n", "    alterno:\n      hosts:\n        web-p1:\n")
+    (problem,) = _problems(lab_inventory)
+    assert "web-p1" in problem
+    assert "exactly one site group (found: principal, alterno)" in problem
+
+
+def test_address_outside_site_network(lab_inventory: Path) -> None:
+    hosts = lab_inventory / "hosts.yml"
+    _edit(hosts, "10.213.2.21", "10.213.1.99")
+    line = _line_of(hosts, "10.213.1.99")
+    (problem,) = _problems(lab_inventory)
+    assert problem.startswith(f"{hosts}:{line}: ")
+    assert "db-a1.gestic_address" in problem
+    assert "outside site 'alterno' network 10.213.2.0/24" in problem
+
+
+def test_duplicate_address_and_gateway(lab_inventory: Path) -> None:
+    hosts = lab_inventory / "hosts.yml"
+    _edit(hosts, "10.213.1.21", "10.213.1.11")
+    _edit(hosts, "10.213.1.31", "10.213.1.1")
+    problems = _problems(lab_inventory)
+    assert any("also used by host 'web-p1'" in p for p in problems)
+    assert any("is the site gateway" in p for p in problems)
+
+
+def test_wrong_type_and_unknown_key(lab_inventory: Path) -> None:
+    services = lab_inventory / "group_vars" / "all" / "services.yml"
+    _edit(services, "    tier: 2\n", "    tier: dos\n    colour: red\n")
+    problems = _problems(lab_inventory)
+    tier_line = _line_of(services, "tier: dos")
+    assert any(
+        p.startswith(f"{services}:{tier_line}: gestic_services.transferencia.tier")
+        for p in problems
+    )
+    assert any(
+        "gestic_services.transferencia.colour: Extra inputs are not permitted" in p
+        for p in problems
+    )
+
+
+def test_unknown_references(lab_inventory: Path) -> None:
+    services = lab_inventory / "group_vars" / "all" / "services.yml"
+    _edit(services, "dr_hosts: [web-a1]", "dr_hosts: [web-z9]")
+    _edit(services, "policy: diario", "policy: semanal")
+    problems = _problems(lab_inventory)
+    assert any("gestic_services.portal.dr_hosts.0: unknown host 'web-z9'" in p for p in problems)
+    assert any("unknown backup policy 'semanal'" in p for p in problems)
+
+
+def test_range_overlapping_machine_route(lab_inventory: Path) -> None:
+    lab_file = lab_inventory / "group_vars" / "all" / "lab.yml"
+    (problem,) = _problems(lab_inventory, routes=[IPv4Network("10.213.7.0/24")])
+    assert problem.startswith(f"{lab_file}:{_line_of(lab_file, 'range:')}: ")
+    assert "overlaps this machine's route 10.213.7.0/24" in problem
+
+
+def test_site_outside_lab_range(lab_inventory: Path) -> None:
+    _edit(lab_inventory / "group_vars" / "all" / "lab.yml", "10.213.0.0/16", "10.214.0.0/16")
+    problems = _problems(lab_inventory)
+    assert sum("outside the lab range 10.214.0.0/16" in p for p in problems) == 2
+
+
+def test_invalid_yaml_names_line(lab_inventory: Path) -> None:
+    sites = lab_inventory / "group_vars" / "all" / "sites.yml"
+    _edit(sites, "role: dr", "role: [dr")
+    (problem,) = _problems(lab_inventory)
+    assert problem.startswith(f"{sites}:")
+    assert "invalid YAML" in problem
+
+
+def test_missing_inventory_file(tmp_path: Path) -> None:
+    (problem,) = _problems(tmp_path)
+    assert problem == f"{tmp_path / 'hosts.yml'}: inventory file not found"
+
+
+def test_machine_routes_agree_with_kernel_table() -> None:
+    from_ip = set(machine_routes())
+    assert set(_from_proc()) <= from_ip
