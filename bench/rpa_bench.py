@@ -93,6 +93,7 @@ def main() -> int:
             "overhead_s": round(b - a, 3),
             "overhead_pct": round(100 * (b - a) / a, 1),
             "goal_pct": 10,
+            "goal_met": 100 * (b - a) / a <= 10,
             "plain_runs_s": [round(x, 3) for x in plain],
             "gestic_runs_s": [round(x, 3) for x in orchestrated],
         }

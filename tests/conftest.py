@@ -4,9 +4,9 @@
 - `tests/lab/`: the real lab datacenter, one per session (`tests/lab/conftest.py`); marked
   `lab` automatically. They need root; without it they skip, except in CI where they fail.
 
-Under pytest-xdist (`nox -s tests` runs `-n 2 --dist loadgroup`) every lab test goes to one
-worker, in order, on the one session lab, while the other worker runs the unit tests: a
-converge keeps about one core busy on the controller, the unit tests use the other.
+Under pytest-xdist (`nox -s tests` runs `-n 2`) every lab test goes to one worker, in order, on
+the one session lab, while the other worker runs the unit tests: a converge keeps about one core
+busy on the controller, the unit tests use the other.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .paths import LAB_INVENTORY, ROOT
 
 LAB_DIR = ROOT / "tests" / "lab"
+LAB_NODES = "tests/lab/"
 LAST = "test_lab_integration.py::test_destroy_leaves_nothing_behind"
 REUSE_LAB = "GESTIC_TEST_REUSE_LAB"
 """Set to 1 to run the lab tests on the lab that GESTIC_LAB_NAME/GESTIC_STATE_DIR name, as it is
@@ -39,15 +41,29 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under xdist: all the lab tests are one scope (one worker, in order), each unit test its own.
+
+    (xdist's `--dist loadgroup` would do it with marks, but with pytest 9 it no longer renames
+    the test ids it groups by, so the lab tests were spread over both workers: two labs.)
+    """
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 - only under xdist
+
+    class LabOnOneWorker(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "lab" if nodeid.startswith(LAB_NODES) else nodeid
+
+    return LabOnOneWorker(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the lab tests, keep them on one xdist worker, run the destroy check last.
+    """Mark the lab tests, run the destroy check last.
 
     Without root they skip, except in CI, where they must run (and fail).
     """
     for item in items:
         if Path(str(item.path)).is_relative_to(LAB_DIR):
             item.add_marker(pytest.mark.lab)
-            item.add_marker(pytest.mark.xdist_group("lab"))
     items.sort(key=lambda item: item.nodeid.endswith(LAST))
     if os.environ.get(REUSE_LAB) == "1":
         keep = pytest.mark.skip(reason=f"{REUSE_LAB}=1: the developer's lab is not destroyed")
