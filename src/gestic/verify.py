@@ -24,13 +24,25 @@ class VerifyResult:
     duration_s: float
     failed: list[str] = field(default_factory=list)
     report: Path | None = None
+    silent: list[str] = field(default_factory=list)
+    """Hosts on which no check ran (none collected, or every one skipped): not verified."""
 
     @property
     def ok(self) -> bool:
-        return self.tests > 0 and not (self.failures or self.errors)
+        return self.tests > 0 and not (self.failures or self.errors or self.silent)
 
 
-def _summary(junit: Path, duration: float) -> VerifyResult:
+def _checked_hosts(root: ET.Element) -> set[str]:
+    """Hosts with at least one check that ran (passed or failed, not skipped)."""
+    ran = set()
+    for case in root.iter("testcase"):
+        name = case.get("name", "")
+        if "[ssh://" in name and case.find("skipped") is None:
+            ran.add(name.rsplit("[ssh://", 1)[1].split("]", 1)[0])
+    return ran
+
+
+def _summary(junit: Path, duration: float, hosts: list[str] | None = None) -> VerifyResult:
     root = ET.parse(junit).getroot()
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
     counts = {
@@ -41,7 +53,10 @@ def _summary(junit: Path, duration: float) -> VerifyResult:
         for case in root.iter("testcase")
         if case.find("failure") is not None or case.find("error") is not None
     ]
-    return VerifyResult(duration_s=duration, failed=failed, report=junit, **counts)
+    ran = _checked_hosts(root)
+    silent = [h for h in hosts or [] if h not in ran]
+    failed += [f"{h}: no check ran on this host (all skipped or none collected)" for h in silent]
+    return VerifyResult(duration_s=duration, failed=failed, report=junit, silent=silent, **counts)
 
 
 def workers(hosts: int) -> int:
@@ -90,4 +105,4 @@ def run_verify(
     proc = subprocess.run(cmd, env=env, check=False, capture_output=not stream, text=True)
     if not junit.is_file():
         raise VerifyError(f"testinfra did not run (exit {proc.returncode}): {proc.stderr or ''}")
-    return _summary(junit, time.monotonic() - start)
+    return _summary(junit, time.monotonic() - start, targets)

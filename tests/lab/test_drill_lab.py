@@ -22,6 +22,8 @@ from gestic.lab import host as lab_host
 
 from .labkit import ROOT, Lab
 
+MAX_RTO_OVER_IRREDUCIBLE = 3.0
+
 
 class Interrupted(Exception):
     pass
@@ -58,6 +60,9 @@ def test_test_drill_measures_rto_rpo_and_leaves_nothing(lab: Lab, tmp_path: Path
         assert 0 <= svc.rpo_s <= svc.rpo_target_s
         assert svc.irreducible_s is not None
         assert svc.irreducible_s <= svc.rto_s
+        # against what the recovery cannot go below, not the hours of the catalogue's target:
+        # orchestration may add at most twice the irreducible work (bench: ~1.3-1.7x)
+        assert svc.rto_s <= MAX_RTO_OVER_IRREDUCIBLE * svc.irreducible_s, svc
     assert by_name["portal"].rto_s > by_name["cartera-db"].rto_s  # waves in order
     assert result.cleanup is not None
     assert result.cleanup.ok, result.cleanup

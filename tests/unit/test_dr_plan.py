@@ -124,4 +124,4 @@ def test_probe_on_data_that_is_not_backed_up_is_rejected(tmp_path: Path, model: 
 def test_invalid_yaml_names_the_line(tmp_path: Path, model: Model) -> None:
     file = _write(tmp_path, "version: 1\nwaves: [\n")
     problems = _problems(file, model)
-    assert problems[0].startswith(f"{file}:")
+    assert problems[0].startswith(f"{file}:3: invalid YAML"), problems  # where it ran out

@@ -388,7 +388,9 @@ def test_bad_settings_name_file_key_and_line(
     with pytest.raises(LogReviewError) as err:
         load_settings(lab_inventory)
     assert message in str(err.value)
-    assert f"{file}:" in str(err.value)
+    first = new.splitlines()[-1].strip()  # the line the bad value is on
+    line = next(i for i, t in enumerate(file.read_text().splitlines(), 1) if first in t)
+    assert f"{file}:{line}: " in str(err.value), str(err.value)
 
 
 # -- report --------------------------------------------------------------------------------------

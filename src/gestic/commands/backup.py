@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -46,16 +47,32 @@ def check_cmd(obj: Context, service: str, subset: bool) -> None:
         if bad or not call.ok:
             run.fail(run.summary)
     for repo in repos:
-        state = "[green]intact[/]" if repo.get("ok") else "[red]DAMAGED[/]"
-        console.print(f"{service} in {repo['repository']}: {state}")
+        state = repo.get("state") or ("intact" if repo.get("ok") else "damaged")
+        colour = {"intact": "green", "locked": "yellow"}.get(state, "red")
+        console.print(f"{service} in {repo['repository']}: [{colour}]{state.upper()}[/]")
         for problem in repo.get("problems", [])[:5]:
             console.print(f"    {problem}", markup=False)
     if bad or not call.ok:
-        names = ", ".join(r["repository"] for r in bad) or call.data.get("error", "?")
-        raise DrError(
-            f"backup repository check failed for {service}: {names} damaged (restic check); "
-            "restore from another copy and re-run the backup"
-        )
+        raise DrError(_check_failure(service, bad, call.data.get("error")))
+
+
+def _check_failure(service: str, bad: list[dict[str, Any]], error: str | None) -> str:
+    """What failed and what to do, in restic's own words: a lock is not damage."""
+    if not bad:
+        return f"backup repository check of {service} did not run: {error or '?'}"
+    lines = [f"backup repository check failed for {service}:"]
+    for repo in bad:
+        state = repo.get("state", "damaged")
+        words = "; ".join(repo.get("problems", [])[:3]) or f"restic exited {repo.get('exit')}"
+        if state == "locked":
+            advice = (
+                "another restic holds a live lock (a backup running, or a client that died less "
+                "than 30 minutes ago): check again later; the data was not judged"
+            )
+        else:
+            advice = "restore from another copy and re-run the backup"
+        lines.append(f"  - {repo['repository']}: {state}: {words} ({advice})")
+    return "\n".join(lines)
 
 
 @COMMAND.command(name="verify")

@@ -289,30 +289,62 @@ def cmd_maintain(settings: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+LOCKED_MARK = "repository is already locked"
+
+
+def check_state(exit_code: int, text: str) -> str:
+    """intact | locked (another restic holds the repository: not damage) | damaged."""
+    if exit_code == 0:
+        return "intact"
+    return "locked" if LOCKED_MARK in text else "damaged"
+
+
+def _restic_words(text: str) -> list[str]:
+    """restic's own lines that say what is wrong (the progress and summary lines left out)."""
+    keep = ("error", "fatal", "damaged", "does not match", "locked", "lock was created", "pack ")
+    return [ln.strip() for ln in text.splitlines() if any(w in ln.lower() for w in keep)][:20]
+
+
+def _check_once(
+    settings: dict[str, Any], repo: dict[str, Any], subset: str | None
+) -> tuple[int, str]:
+    cmd = [*restic_args(settings, repo), "check"]
+    if subset:
+        cmd.append(f"--read-data-subset={subset}")
+    proc = run(cmd, f"checking {repo['name']}", check=False)
+    return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
 def cmd_check(
     settings: dict[str, Any], repo_name: str | None, subset: str | None
 ) -> dict[str, Any]:
+    """restic check of each repository, telling a lock from damage.
+
+    A repository locked by a client that died mid-backup is not damaged: `restic unlock`
+    removes the locks restic itself calls stale (their process gone on this host, or not
+    refreshed for 30 minutes) and never a live one, then the check runs once more. A lock that
+    is still live is reported as `locked` with restic's words (who holds it, since when).
+    """
     repos = [repository(settings, repo_name)] if repo_name else settings["repositories"]
     results = []
     for repo in repos:
-        cmd = [*restic_args(settings, repo), "check"]
-        if subset:
-            cmd.append(f"--read-data-subset={subset}")
         started = now()
-        proc = run(cmd, f"checking {repo['name']}", check=False)
-        text = (proc.stdout + proc.stderr).strip()
-        problems = [
-            ln.strip()
-            for ln in text.splitlines()
-            if any(w in ln.lower() for w in ("error", "fatal", "damaged", "does not match"))
-        ]
+        code, text = _check_once(settings, repo, subset)
+        unlocked = False
+        if check_state(code, text) == "locked":
+            run([*restic_args(settings, repo), "unlock"], f"unlocking {repo['name']}", check=False)
+            unlocked = True
+            code, text = _check_once(settings, repo, subset)
+        state = check_state(code, text)
         results.append(
             {
                 "repository": repo["name"],
                 "url": repo["url"],
-                "ok": proc.returncode == 0,
-                "exit": proc.returncode,
-                "problems": problems[:20],
+                "ok": state == "intact",
+                "state": state,
+                "exit": code,
+                "unlock_tried": unlocked,
+                "problems": _restic_words(text),
                 "duration_s": now() - started,
             }
         )

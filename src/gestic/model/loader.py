@@ -6,6 +6,7 @@ The inventory is a plain Ansible YAML inventory (`hosts.yml`) with the model's s
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from datetime import date
 from ipaddress import IPv4Network
@@ -139,6 +140,39 @@ def _yaml_dates(data: Any, key: Key = ()) -> Iterable[Key]:
     elif isinstance(data, list):
         for i, value in enumerate(data):
             yield from _yaml_dates(value, (*key, i))
+
+
+#: The `gestic_*` settings an inventory may define in group_vars/all (read by the model or by
+#: the roles); any other `gestic_*` name is a typo that would otherwise be ignored silently.
+KNOWN_SETTINGS = frozenset({
+    "gestic_access_groups", "gestic_accounts", "gestic_backup_maintenance",
+    "gestic_backup_passwords", "gestic_backup_policies", "gestic_backup_repositories",
+    "gestic_backup_secrets", "gestic_lab", "gestic_rpa_at_risk_window_minutes", "gestic_rpa_bots",
+    "gestic_rpa_target", "gestic_rpa_timezone", "gestic_services", "gestic_sites",
+    "gestic_vulnscan_min_index",
+})  # fmt: skip
+#: The `gestic_*` variables a host may carry in hosts.yml.
+KNOWN_HOST_VARS = frozenset({"gestic_address", "gestic_owner", "gestic_size"})
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    return f": did you mean '{close[0]}'?" if close else f" (known: {', '.join(sorted(known))})"
+
+
+def _unknown_settings(
+    settings: dict[str, Any], raw_hosts: dict[str, dict[str, Any]], problems: _Problems
+) -> None:
+    for var in sorted(settings):
+        if str(var).startswith("gestic_") and var not in KNOWN_SETTINGS:
+            problems.add((var,), f"unknown setting '{var}'{_did_you_mean(var, KNOWN_SETTINGS)}")
+    for host, entry in sorted(raw_hosts.items()):
+        for var in sorted(entry["vars"]):
+            if str(var).startswith("gestic_") and var not in KNOWN_HOST_VARS:
+                problems.add(
+                    (*entry["key"], var),
+                    f"unknown host variable '{var}' of {host}{_did_you_mean(var, KNOWN_HOST_VARS)}",
+                )
 
 
 def _named(
@@ -331,6 +365,7 @@ def load_model(
         problems.add(("inventory",), "inventory must have a top-level 'all' group")
     else:
         _walk_groups("all", inventory["all"], ("inventory", "all"), raw_hosts, problems)
+    _unknown_settings(settings, raw_hosts, problems)
     for required in ("gestic_sites", "gestic_services", "gestic_backup_policies"):
         if required not in settings:
             problems.add((required,), f"missing '{required}' in {root / SETTINGS_DIR}/*.yml")
@@ -373,11 +408,11 @@ def load_model(
         warnings=warnings,
         today=today or date.today(),
     )
+    if check_machine:  # with the other problems: every problem is reported in one run
+        origin = smap.locate(("gestic_lab", "range"))
+        problems.items.extend(f"{origin}: {p}" for p in check_routes(model, routes))
     if problems.items:
         raise ModelError(problems.items)
     if warnings.items:
         model = model.model_copy(update={"warnings": tuple(warnings.items)})
-    if check_machine and (route_problems := check_routes(model, routes)):
-        origin = smap.locate(("gestic_lab", "range"))
-        raise ModelError([f"{origin}: {p}" for p in route_problems])
     return model
