@@ -29,7 +29,7 @@ from gestic.rpa.queue import WorkQueue
 from gestic.rpa.runner import RobotsEnv, Runner
 
 ROOT = Path(__file__).resolve().parents[1]
-NOOP = ROOT / "tests" / "data" / "rpa" / "robots" / "noop"
+NOOP = ROOT / "tests" / "unit" / "data" / "rpa" / "robots" / "noop"
 
 
 def plain_robot(env: RobotsEnv, work: Path) -> float:
