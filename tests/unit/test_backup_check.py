@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,7 +97,7 @@ def test_damage_is_damage_and_says_what_restic_found(monkeypatch: pytest.MonkeyP
     assert "restore from another copy" in message
 
 
-def test_a_check_that_did_not_run_says_why(tmp_path: Path) -> None:
+def test_a_check_that_did_not_run_says_why() -> None:
     assert _check_failure("portal", [], "bkp-a1 is unreachable") == (
         "backup repository check of portal did not run: bkp-a1 is unreachable"
     )
