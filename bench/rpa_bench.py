@@ -4,6 +4,10 @@
   FileAdapter, and (b) through `gestic`'s runner (queue, lease, ledger, output.xml parsing);
   median wall time of each, and (b - a) / a. Goal: under 10 %.
 * throughput: N items through the no-op bot with 1 and with 4 robot workers (items/s).
+* chaos: the test bot works 40 items with 3 robots while robots are SIGKILLed at random
+  (`gestic.rpa.chaos`), a few rounds with different seeds: faults injected, items completed,
+  items lost (goal 0), items completed more than once in the queue (goal 0), and items whose
+  work a killed robot had done before recording it (redone: at-least-once work, said so).
 
 Usage: python bench/rpa_bench.py --output bench/results.json [--repeat 25] [--items 200]
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -20,16 +25,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from results_file import write_section
 
 from gestic.ledger import Ledger
 from gestic.paths import cache_dir
+from gestic.rpa.chaos import RobotKiller
 from gestic.rpa.manifest import SeedItem, load_bot
-from gestic.rpa.queue import WorkQueue
+from gestic.rpa.queue import DONE, WorkQueue
 from gestic.rpa.runner import RobotsEnv, Runner
 
 ROOT = Path(__file__).resolve().parents[1]
 NOOP = ROOT / "tests" / "unit" / "data" / "rpa" / "robots" / "noop"
+PRUEBA = ROOT / "tests" / "unit" / "data" / "rpa" / "robots" / "prueba"
 
 
 def plain_robot(env: RobotsEnv, work: Path) -> float:
@@ -66,11 +74,67 @@ def make_runner(work: Path, env: RobotsEnv) -> Runner:
     )
 
 
+def chaos(env: RobotsEnv, work: Path, *, rounds: int, items: int = 40, kills: int = 6) -> dict:
+    """Rounds of a queue worked while robots are killed at random; what was lost or doubled."""
+    bot_dir = work / "chaos" / "prueba"  # the manifest names its directory
+    shutil.copytree(PRUEBA, bot_dir)
+    manifest = yaml.safe_load((bot_dir / "manifest.yaml").read_text())
+    manifest["max_attempts"] = 20  # an item may be hit several times
+    (bot_dir / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    bot = load_bot(bot_dir)
+    runs = []
+    for seed in range(rounds):
+        round_dir = work / f"chaos-{seed}"
+        round_dir.mkdir()
+        runner = make_runner(round_dir, env)
+        marks = round_dir / "marks"
+        killer = RobotKiller(kills=kills, seed=seed).start()
+        start = time.perf_counter()
+        try:
+            run = runner.run_bot(
+                bot,
+                workers=3,
+                seed=[SeedItem(payload={"n": k}, files={}) for k in range(items)],
+                variables={"MARCAS": str(marks), "PAUSA": "0.4"},
+            )
+        finally:
+            killer.stop()
+        elapsed = time.perf_counter() - start
+        queue_items = runner.queue.items(queue=bot.manifest.queue)
+        attempts = runner.queue.attempts([i.id for i in queue_items])
+        done_attempts = [a.item_id for a in attempts if a.outcome == DONE]
+        work_marks = (marks / "hechos.txt").read_text().split() if marks.exists() else []
+        runs.append(
+            {
+                "seed": seed,
+                "faults_injected": len(killer.killed),
+                "items": items,
+                "completed": sum(i.state == DONE for i in queue_items),
+                "lost": sum(i.state != DONE for i in queue_items),
+                "completed_twice": len(done_attempts) - len(set(done_attempts)),
+                "redone_work": len(work_marks) - len(set(work_marks)),
+                "robots_killed": sum(r.killed for r in run.robots),
+                "seconds": round(elapsed, 2),
+            }
+        )
+        print("chaos round:", runs[-1])
+    return {
+        "rounds": runs,
+        "faults_injected": sum(r["faults_injected"] for r in runs),
+        "recovered_items": sum(r["completed"] for r in runs),
+        "lost": sum(r["lost"] for r in runs),
+        "completed_twice": sum(r["completed_twice"] for r in runs),
+        "redone_work": sum(r["redone_work"] for r in runs),
+        "goal_met": all(r["lost"] == 0 and r["completed_twice"] == 0 for r in runs),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--repeat", type=int, default=25)
     parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--chaos-rounds", type=int, default=3)
     args = parser.parse_args()
     env = RobotsEnv.ensure(ROOT / "robots" / "requirements.txt", cache_dir(), log=print)
     bot = load_bot(NOOP)
@@ -113,6 +177,8 @@ def main() -> int:
                 "items_per_s": round(done / elapsed, 1),
             }
             print(workers, "workers:", results["throughput"][f"workers_{workers}"])
+        results["chaos"] = chaos(env, work, rounds=args.chaos_rounds)
+        print(json.dumps({k: v for k, v in results["chaos"].items() if k != "rounds"}, indent=2))
     write_section(args.output, "rpa", results)
     print(f"wrote {args.output}")
     return 0

@@ -27,6 +27,7 @@ import yaml
 
 from gestic.ledger import Ledger
 from gestic.paths import cache_dir
+from gestic.rpa.chaos import RobotKiller
 from gestic.rpa.errors import RpaError
 from gestic.rpa.manifest import SeedItem, load_bot, load_seed
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
@@ -484,3 +485,46 @@ def test_portal_down_is_an_application_failure_retried_then_dead_lettered(
     assert item.exception_code == "PORTAL_NO_DISPONIBLE"
     assert item.attempts == 3
     assert item.dead_letter
+
+
+def test_robots_killed_at_random_leave_every_item_done_exactly_once(
+    runner: Runner, tmp_path: Path
+) -> None:
+    # A copy of the test bot that tolerates the kills: an item may be hit several times.
+    root = tmp_path / "prueba"
+    shutil.copytree(TEST_BOTS / "prueba", root)
+    manifest = yaml.safe_load((root / "manifest.yaml").read_text())
+    manifest["max_attempts"] = 20
+    (root / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    bot = load_bot(root)
+    marks = tmp_path / "marks"
+    n, kills = 40, 6
+    killer = RobotKiller(kills=kills, min_gap_s=0.5, max_gap_s=1.5, seed=n).start()
+    try:
+        result = runner.run_bot(
+            bot,
+            workers=3,
+            seed=_items(*({"n": k} for k in range(n))),
+            variables={"MARCAS": str(marks), "PAUSA": "0.4"},
+        )
+    finally:
+        killer.stop()
+    assert len(killer.killed) == kills  # the faults were really injected
+    assert len([r for r in result.robots if r.killed]) == kills
+    assert result.queues["prueba.items"] == {DONE: n}  # nothing lost
+    items = runner.queue.items(queue="prueba.items")
+    attempts = runner.queue.attempts([i.id for i in items])
+    for item in items:  # completed exactly once: one DONE attempt, the last one
+        outcomes = [a.outcome for a in attempts if a.item_id == item.id]
+        assert outcomes.count(DONE) == 1, (item.payload, outcomes)
+        assert outcomes[-1] == DONE, (item.payload, outcomes)
+    done = _done_marks(marks)
+    assert sorted(set(done)) == list(range(n))  # every item's work was done
+    # Work done twice only where a robot was killed after the work, before recording it.
+    abandoned = {
+        item.payload["n"]
+        for item in items
+        if any(a.item_id == item.id and a.outcome == "abandoned" for a in attempts)
+    }
+    assert {k for k in done if done.count(k) > 1} <= abandoned
+    assert not result.ok  # robots crashed: the run says so
