@@ -152,7 +152,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks into bench/results.json: lab, converge, RPA and DR (`-- NAME...`: only those)."""
+    """Benchmarks into bench/results.json: lab, converge, RPA, DR and DR chaos (`-- NAME...`)."""
     _ensure_root(session)
     _ensure_debian_packages(session)
     _install(session)
@@ -172,6 +172,8 @@ def bench(session: nox.Session) -> None:
         try:
             session.run("gestic", "converge", env=env)
             session.run("python", str(ROOT / "bench" / "dr_bench.py"), "--output", results, env=env)
+            # 20 test drills killed at random points, each recovered and checked clean
+            session.run("python", str(ROOT / "bench" / "dr_chaos.py"), "--output", results, env=env)
         finally:
             session.run("gestic", "infra", "destroy", "--stack", "lab", "--quiet", env=env)
     # the fast-feedback goals side by side, from whatever sections the file now holds

@@ -35,6 +35,9 @@ def goals(document: dict[str, Any]) -> list[dict[str, Any]]:
         ("robot overhead over plain robot (%)", ("rpa", "overhead", "overhead_pct"), 10.0, "<="),
         ("drill RTO over irreducible time, worst service (x)",
          ("dr", "drill", "max_overhead_ratio"), 1.2, "<="),
+        ("chaos: queue items lost while robots are killed", ("rpa", "chaos", "lost"), 0, "<="),
+        ("chaos: queue items completed twice", ("rpa", "chaos", "completed_twice"), 0, "<="),
+        ("chaos: killed drills not recovered to a clean lab", ("dr_chaos", "lost"), 0, "<="),
     ]  # fmt: skip
     out = []
     for name, path, goal, op in rows:
