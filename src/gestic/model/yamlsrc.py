@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from gestic.errors import GesticError
+
 Key = tuple[str | int, ...]
 
 
@@ -43,7 +45,7 @@ class SourceMap:
         return None
 
 
-class YamlSourceError(Exception):
+class YamlSourceError(GesticError):
     """A YAML file could not be parsed or has a duplicate key (message names file and line)."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gestic.errors import GesticError
 from gestic.model import Host, Model, Service
 
 # Label keys: the vSphere tag categories are `gestic-<key>`, the cloud tags `gestic:<key>`.
@@ -26,7 +27,7 @@ SINGLE_LABELS = (OWNER, BACKUP_POLICY, TIER, SITE, SITE_ROLE, ENVIRONMENT)
 LABELS = (*SINGLE_LABELS, SERVICES)
 
 
-class PlanError(ValueError):
+class PlanError(GesticError, ValueError):
     """The model cannot be turned into production VMs (the message names what to fix)."""
 
 
