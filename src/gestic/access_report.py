@@ -20,8 +20,8 @@ from typing import Any, Literal
 from gestic import reports
 from gestic.converge import ansible_env, run_isolated
 from gestic.errors import AnsibleError, GesticError
-from gestic.lab.access import LabAccess
 from gestic.model.schema import Account, Model
+from gestic.tools.ssh import SshAccess
 
 RECORD_PATH = "/etc/gestic/access.json"
 RECORD_SCHEMA = 1
@@ -358,7 +358,7 @@ def read_record_dir(directory: Path, hosts: list[str]) -> dict[str, str]:
 
 
 def collect_records(
-    *, inventory: Path, access: LabAccess, artifacts_dir: Path, path: str = RECORD_PATH
+    *, inventory: Path, access: SshAccess, artifacts_dir: Path, path: str = RECORD_PATH
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Read every host's record over SSH (Ansible's slurp): (host -> text, host -> error)."""
     texts: dict[str, str] = {}

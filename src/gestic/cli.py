@@ -34,16 +34,23 @@ def _ctx(obj: Any) -> Context:
 
 @click.group()
 @click.option(
+    "--env",
+    "env",
+    default=None,
+    metavar="NAME",
+    help="Environment: inventory/NAME (default: GESTIC_ENV, else lab).",
+)
+@click.option(
     "--inventory",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Inventory directory (default: inventory/lab, or GESTIC_INVENTORY).",
+    help="Inventory directory outside inventory/ (or GESTIC_INVENTORY); instead of --env.",
 )
 @click.version_option(package_name="gestic")
 @click.pass_context
-def cli(ctx: click.Context, inventory: Path | None) -> None:
+def cli(ctx: click.Context, env: str | None, inventory: Path | None) -> None:
     """gestic: the ICETEX datacenter and its robots, as code."""
-    ctx.obj = Context.from_env(inventory)
+    ctx.obj = Context.from_env(inventory, env)
 
 
 @cli.command()
@@ -149,7 +156,7 @@ def _converge(
     strategy: str | None = None,
 ) -> ConvergeResult:
     kind = "converge.check" if check else "converge"
-    with obj.ledger.record(kind=kind, target=obj.lab_stack.name) as run:
+    with obj.ledger.record(kind=kind, target=obj.target) as run:
         result = obj.run_playbook(
             check=check,
             diff=diff,
@@ -203,7 +210,7 @@ def converge(
 
 
 def _verify(obj: Context) -> VerifyResult:
-    with obj.ledger.record(kind="verify", target=obj.lab_stack.name) as run:
+    with obj.ledger.record(kind="verify", target=obj.target) as run:
         result = run_verify(
             checks_dir=obj.root / "verify",
             inventory=obj.inventory,

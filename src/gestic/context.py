@@ -1,4 +1,11 @@
-"""What every command needs: the model, where state lives, the lab stack, the ledger."""
+"""What every command needs: the environment's model, how its hosts are reached, where state
+lives, the lab stack (for a lab), the ledger.
+
+An environment is an inventory directory, `inventory/<name>` (`--env NAME`, GESTIC_ENV; default
+`lab`), or any directory (`--inventory`, GESTIC_INVENTORY). A lab environment (`gestic_lab`) is
+reached through the lab's namespaces and keeps its secrets in the lab's state; any other is
+reached as its `gestic_connection` says and keeps its secrets in ansible-vault files.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,38 @@ from pathlib import Path
 from typing import Any
 
 from gestic.converge import ConvergeResult, run_playbook
+from gestic.custody import LabSecrets, VaultSecrets
+from gestic.errors import NotALabError, UsageError
 from gestic.infra import LabStack
 from gestic.lab.access import LabAccess
 from gestic.ledger import Ledger
 from gestic.model import Model, load_model
 from gestic.paths import cache_dir, repo_root, state_dir
+from gestic.tools.ssh import InventoryAccess, SshAccess
+
+ENV_VAR = "GESTIC_ENV"
+DEFAULT_ENV = "lab"
+
+
+def environment_inventory(inventory: Path | None = None, env: str | None = None) -> Path:
+    """The inventory dir of the chosen environment: --inventory or GESTIC_INVENTORY (a path),
+    else inventory/<--env or GESTIC_ENV or lab>."""
+    if inventory is not None and env is not None:
+        raise UsageError("give --env or --inventory, not both")
+    if inventory is None and env is None and (path := os.environ.get("GESTIC_INVENTORY")):
+        inventory = Path(path)
+    if inventory is not None:
+        return inventory.resolve()
+    name = env or os.environ.get(ENV_VAR) or DEFAULT_ENV
+    base = repo_root() / "inventory"
+    chosen = base / name
+    if "/" in name or not (chosen / "hosts.yml").is_file():
+        known = sorted(p.name for p in base.iterdir() if (p / "hosts.yml").is_file())
+        raise UsageError(
+            f"unknown environment '{name}': no {chosen}/hosts.yml (environments: "
+            f"{', '.join(known) or 'none'})"
+        )
+    return chosen.resolve()
 
 
 @dataclass(kw_only=True)
@@ -24,12 +58,9 @@ class Context:
     lab_name: str | None = None  # overrides the model's lab name (tests run their own lab)
 
     @classmethod
-    def from_env(cls, inventory: Path | None = None) -> Context:
-        root = repo_root()
+    def from_env(cls, inventory: Path | None = None, env: str | None = None) -> Context:
         return cls(
-            inventory=(
-                inventory or Path(os.environ.get("GESTIC_INVENTORY", root / "inventory" / "lab"))
-            ).resolve(),
+            inventory=environment_inventory(inventory, env),
             state=state_dir(),
             cache=cache_dir(),
             lab_name=os.environ.get("GESTIC_LAB_NAME") or None,
@@ -47,23 +78,55 @@ class Context:
     def ledger(self) -> Ledger:
         return Ledger.from_env()
 
+    @property
+    def is_lab(self) -> bool:
+        return self.model.lab is not None
+
+    @property
+    def target(self) -> str:
+        """What the ledger records runs against: the lab stack, or the environment's name."""
+        return self.lab_stack.name if self.is_lab else self.model.environment
+
     @cached_property
     def lab_stack(self) -> LabStack:
+        if not self.is_lab:
+            raise NotALabError(
+                f"environment '{self.model.environment}' ({self.inventory}) is not a lab (no "
+                "gestic_lab): the lab stack and lab commands do not apply to it"
+            )
         return LabStack(
             model=self.model, state_dir=self.state, cache_dir=self.cache, lab_name=self.lab_name
         )
 
     @cached_property
-    def access(self) -> LabAccess:
-        settings = self.lab_stack.settings
-        return LabAccess(lab=settings.lab, state_dir=settings.state_dir)
+    def access(self) -> SshAccess:
+        if self.is_lab:
+            settings = self.lab_stack.settings
+            return LabAccess(
+                lab=settings.lab,
+                state_dir=settings.state_dir,
+                secrets=LabSecrets(file=settings.state_dir / "secrets.yml"),
+            )
+        connection = self.model.connection
+        assert connection is not None  # the loader requires it without gestic_lab
+        env_state = self.state / "env" / self.model.environment
+        return InventoryAccess(
+            environment=self.model.environment,
+            connection=connection,
+            inventory=self.inventory,
+            state_dir=env_state,
+            secrets=VaultSecrets(
+                inventory=self.inventory, files=self.model.vault_files, state_dir=env_state
+            ),
+        )
 
     @property
     def artifacts(self) -> Path:
         return self.state / "artifacts"
 
     def run_playbook(self, playbook: str = "site.yml", **options: Any) -> ConvergeResult:
-        """Run one of playbooks/ on the lab's hosts with this context's inventory and access.
+        """Run one of playbooks/ on the environment's hosts (this context's inventory, access
+        and secrets).
 
         `options` are `gestic.converge.run_playbook`'s (check, diff, limit, tags, extravars,
         on_event, event_sink). The SSH access files are written first (from the model).

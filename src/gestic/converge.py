@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -16,8 +17,8 @@ from typing import Any
 import ansible_runner
 
 from gestic.errors import AnsibleError
-from gestic.lab.access import LabAccess
 from gestic.strategy import strategy_env
+from gestic.tools.ssh import SshAccess
 
 EventPrinter = Callable[[str], None]
 # shown as they happen; "ok" tasks are shown only when they changed something
@@ -60,9 +61,10 @@ def _per_host(stats: dict[str, dict[str, int]] | None) -> dict[str, dict[str, in
 
 
 def ansible_env(
-    access: LabAccess, *, pipelining: bool = True, strategy: str | None = None
+    access: SshAccess, *, pipelining: bool = True, strategy: str | None = None
 ) -> dict[str, str]:
-    """Environment that points Ansible at the lab's ssh_config and a per-lab control dir.
+    """Environment that points Ansible at the environment's ssh_config, control dir, state
+    dir (GESTIC_ENV_STATE_DIR: the roles' controller-side key registry and PKI) and secrets.
 
     `strategy` is a name of `gestic.strategy.STRATEGIES` (default: GESTIC_ANSIBLE_STRATEGY,
     else Mitogen).
@@ -70,6 +72,8 @@ def ansible_env(
     access.control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return {
         **strategy_env(strategy),
+        **(access.secrets.env() if access.secrets else {}),
+        "GESTIC_ENV_STATE_DIR": str(access.state_dir),
         "ANSIBLE_SSH_ARGS": f"-F {access.ssh_config}",
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(access.control_dir / "ansible"),
         "ANSIBLE_PIPELINING": str(pipelining),
@@ -88,7 +92,7 @@ def run_playbook(
     playbooks_dir: Path,
     playbook: str,
     inventory: Path,
-    access: LabAccess,
+    access: SshAccess,
     artifacts_dir: Path,
     check: bool = False,
     diff: bool = False,
@@ -106,7 +110,8 @@ def run_playbook(
     """
     if not (playbooks_dir / playbook).is_file():
         raise AnsibleError(f"playbook not found: {playbooks_dir / playbook}")
-    cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on)
+    flags = [flag for flag, on in (("--check", check), ("--diff", diff)) if on]
+    cmdline = shlex.join([*flags, *(access.secrets.cmdline() if access.secrets else [])])
     changed_tasks: list[dict[str, Any]] = []
 
     def handle(event: dict[str, Any]) -> bool:

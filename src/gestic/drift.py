@@ -24,7 +24,7 @@ from pulumi import automation as auto
 from gestic.converge import run_playbook
 from gestic.errors import EngineError
 from gestic.infra import LabStack
-from gestic.lab.access import LabAccess
+from gestic.tools.ssh import SshAccess
 
 #: Engine operations that mean "the real resource is not what the program declares".
 _DRIFT_OPS = {
@@ -216,7 +216,7 @@ def host_drift(
     *,
     playbooks_dir: Path,
     inventory: Path,
-    access: LabAccess,
+    access: SshAccess,
     artifacts_dir: Path,
     limit: str | None = None,
     tags: str | None = None,
@@ -243,7 +243,7 @@ def detect(
     stack: LabStack | None,
     playbooks_dir: Path,
     inventory: Path,
-    access: LabAccess,
+    access: SshAccess,
     artifacts_dir: Path,
     limit: str | None = None,
     tags: str | None = None,

@@ -37,3 +37,15 @@ class VerifyError(GesticError):
 
 class LedgerError(GesticError):
     """The run ledger database is unavailable or inconsistent."""
+
+
+class SecretsError(GesticError):
+    """An environment's secrets are missing, cannot be decrypted or are incomplete."""
+
+
+class NotALabError(GesticError):
+    """A lab-only command (infra, lab, a real drill's host stop) ran on another environment."""
+
+
+class UsageError(GesticError):
+    """A command was called with options that do not go together or name nothing known."""

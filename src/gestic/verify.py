@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gestic.errors import VerifyError
-from gestic.lab.access import LabAccess
 from gestic.model import Model
+from gestic.tools.ssh import SshAccess
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +69,7 @@ def run_verify(
     checks_dir: Path,
     inventory: Path,
     model: Model,
-    access: LabAccess,
+    access: SshAccess,
     artifacts_dir: Path,
     hosts: list[str] | None = None,
     stream: bool = True,

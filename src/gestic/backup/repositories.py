@@ -24,7 +24,6 @@ class Repository:
 class Repositories:
     repositories: tuple[Repository, ...]
     maintenance_host: str
-    secrets: str
 
 
 def load_repositories(inventory: Path, model: Model) -> Repositories:
@@ -66,9 +65,6 @@ def load_repositories(inventory: Path, model: Model) -> Repositories:
                 f"{where('gestic_backup_repositories')}: policy '{name}' keeps {policy.copies} "
                 f"copies but only {len(repos)} repositories are declared"
             )
-    secrets = raw.get("gestic_backup_secrets", "generated")
-    if secrets not in ("generated", "vault"):
-        problems.append(f"{where('gestic_backup_secrets')}: must be 'generated' or 'vault'")
     if problems:
         raise PlanError(problems)
-    return Repositories(repositories=tuple(repos), maintenance_host=maintenance, secrets=secrets)
+    return Repositories(repositories=tuple(repos), maintenance_host=maintenance)

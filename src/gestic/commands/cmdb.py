@@ -29,7 +29,7 @@ def export(obj: Context, output: Path | None) -> None:
     """Gather facts from every host and write the inventory joined with the model."""
     out_dir = output or obj.artifacts / "cmdb"
     collector = FactCollector()
-    with obj.ledger.record(kind="cmdb.export", target=obj.lab_stack.name) as run:
+    with obj.ledger.record(kind="cmdb.export", target=obj.target) as run:
         result = obj.run_playbook("cmdb.yml", event_sink=collector)
         assets = build_assets(obj.model, collector.facts)
         paths = write_exports(assets, out_dir, environment=obj.model.environment)

@@ -49,7 +49,7 @@ def COMMAND(
     """Detect drift: stack refresh-preview plus `ansible --check --diff` over the lab."""
     obj.access.write(obj.model)
     stack = None if hosts_only else obj.lab_stack
-    with obj.ledger.record(kind="drift", target=obj.lab_stack.name) as run:
+    with obj.ledger.record(kind="drift", target=obj.target) as run:
         result = detect(
             stack=stack,
             playbooks_dir=obj.root / "playbooks",

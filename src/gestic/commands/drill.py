@@ -118,7 +118,7 @@ def _print_cleanup(result: CleanupResult) -> None:
 
 def _cleanup(obj: Context, plan_path: Path | None, kind: str) -> None:
     plan = load_plan(plan_path or obj.root / PLAN_FILE, obj.model)
-    with obj.ledger.record(kind=kind, target=obj.lab_stack.name) as run:
+    with obj.ledger.record(kind=kind, target=obj.target) as run:
         result = cleanup(obj, plan, say=lambda m: console.print(m, markup=False))
         run.summary = "clean" if result.ok else "; ".join(result.leftovers)
         run.add_details(undone=result.undone, leftovers=result.leftovers)

@@ -260,6 +260,53 @@ def cmd_init(settings: dict[str, Any]) -> dict[str, Any]:
     return {"service": settings["service"], "created": created, "changed": bool(created)}
 
 
+def _keys(settings: dict[str, Any], repo: dict[str, Any]) -> list[dict[str, Any]]:
+    proc = run([*restic_args(settings, repo), "key", "list", "--json"], "listing keys")
+    keys: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
+    return keys
+
+
+def cmd_rekey(settings: dict[str, Any], new_password: str) -> dict[str, Any]:
+    """Rotate the service's repository password: in each repository add a key for the new
+    password (opened with the current one), then remove every other key; then the password
+    file holds the new one. Safe to repeat and to run from each host of the service: a
+    repository that already opens with the new password only loses its old keys, so a
+    rotation stopped halfway is finished by the next run. A repository that does not exist
+    yet is left to `init`."""
+    if not new_password.strip():
+        raise AgentError(f"service {settings['service']}: the new password is empty")
+    password_file = Path(settings["password_file"])
+    new_file = password_file.with_name(f".{password_file.name}.new")
+    fd = os.open(new_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(new_password.strip())
+    new_settings = {**settings, "password_file": str(new_file)}
+    added, removed = [], []
+    try:
+        for repo in settings["repositories"]:
+            if not repo_exists(new_settings, repo):
+                if not repo_exists(settings, repo):
+                    continue  # not created yet (or unreadable by both: `init`/`check` will say)
+                run(
+                    [*restic_args(settings, repo), "key", "add", "--new-password-file",
+                     str(new_file)],
+                    f"adding the new key to repository {repo['name']} of {settings['service']}",
+                )  # fmt: skip
+                added.append(repo["name"])
+            for key in _keys(new_settings, repo):
+                if not key.get("current"):
+                    run(
+                        [*restic_args(new_settings, repo), "key", "remove", str(key["id"])],
+                        f"removing an old key of repository {repo['name']}",
+                    )
+                    removed.append(f"{repo['name']}:{str(key['id'])[:8]}")
+        new_file.replace(password_file)  # atomic: the file names the password that works
+    finally:
+        new_file.unlink(missing_ok=True)
+    changed = bool(added or removed)
+    return {"service": settings["service"], "added": added, "removed": removed, "changed": changed}
+
+
 def cmd_maintain(settings: dict[str, Any]) -> dict[str, Any]:
     """Apply the retention (forget --prune) on the primary, then copy it to the other repos."""
     started = now()
@@ -785,6 +832,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         if name == "probe":
             p.add_argument("--probes", required=True, help="JSON list of probes")
             p.add_argument("--scratch", action="store_true")
+    p = sub.add_parser("rekey", help="rotate the repository password (new one on stdin)")
+    p.add_argument("service")
     for name in ("marker-write", "marker-read", "cleanup"):
         p = sub.add_parser(name)
         p.add_argument("service")
@@ -806,6 +855,8 @@ def dispatch(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         return cmd_init(settings), 0
     if args.command == "maintain":
         return cmd_maintain(settings), 0
+    if args.command == "rekey":
+        return cmd_rekey(settings, sys.stdin.read()), 0
     if args.command == "check":
         result = cmd_check(settings, args.repo, args.read_data_subset)
         return result, 0 if result["ok"] else EXIT_DAMAGED

@@ -8,9 +8,6 @@ that is cut off fails fast instead of hanging a run.
 
 from __future__ import annotations
 
-import subprocess
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -18,33 +15,31 @@ from pathlib import Path
 from gestic.lab import names
 from gestic.lab.image import AUTOMATION_USER
 from gestic.model import Model
+from gestic.tools.ssh import SshAccess
 
 
 @dataclass(frozen=True, kw_only=True)
-class LabAccess:
-    """Paths of one lab's SSH material."""
+class LabAccess(SshAccess):
+    """Paths of one lab's SSH material (`state_dir` is the lab's own: <state>/lab/<lab>)."""
 
     lab: str
-    state_dir: Path  # the lab's own state dir (<state>/lab/<lab>)
-    multiplex: bool = True  # ControlMaster/ControlPersist (off only to measure what it saves)
+
+    @property
+    def name(self) -> str:
+        return self.lab
 
     @property
     def key(self) -> Path:
         return self.state_dir / "id_ed25519"
 
     @property
-    def ssh_config(self) -> Path:
-        return self.state_dir / "ssh_config"
-
-    @property
     def known_hosts(self) -> Path:
         return self.state_dir / "known_hosts"
 
-    @property
-    def control_dir(self) -> Path:
-        # short, per-lab path: unix socket paths are limited to 108 bytes and two labs may
-        # use the same host names and addresses
-        return Path("/run/gestic") / self.lab
+    def route(self, host: str, model: Model) -> str:
+        entry = model.hosts.get(host)
+        address = entry.address if entry else "?"
+        return f"{host} ({address}) via the lab router namespace {names.router_netns(self.lab)}"
 
     def render(self, model: Model) -> str:
         router = names.router_netns(self.lab)
@@ -62,15 +57,7 @@ class LabAccess:
             f"  IdentityFile {self.key}",
             "  IdentitiesOnly yes",
             f"  ProxyCommand ip netns exec {router} nc %h %p",
-            *(
-                [
-                    "  ControlMaster auto",
-                    f"  ControlPath {self.control_dir}/%C",
-                    "  ControlPersist 60s",
-                ]
-                if self.multiplex
-                else ["  ControlMaster no", "  ControlPath none"]
-            ),
+            *self.multiplexing(),
             "  ServerAliveInterval 5",
             "  ServerAliveCountMax 3",
             "  ConnectTimeout 10",
@@ -80,13 +67,6 @@ class LabAccess:
             "",
         ]
         return "\n".join(lines)
-
-    def write(self, model: Model) -> Path:
-        """Write the ssh_config (and the control socket dir); return its path."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.ssh_config.write_text(self.render(model))
-        return self.ssh_config
 
     def login_command(self, host: str, address: IPv4Address, *command: str) -> list[str]:
         """An ssh command line that logs the automation account in to `host` on its own
@@ -114,58 +94,6 @@ class LabAccess:
             str(address),
             *(command or ("true",)),
         ]
-
-    def wait_for_login(
-        self, hosts: Mapping[str, IPv4Address], *, timeout: float = 60
-    ) -> dict[str, str]:
-        """Wait until the automation account can really log in to each host; return the hosts
-        that never let it in within `timeout`, with ssh's last message.
-
-        A host whose port 22 answers is not yet usable: a booting systemd keeps /run/nologin
-        (pam_nologin refuses every account but root) until systemd-user-sessions has run, and
-        sshd may still be starting or restarting.
-        """
-        deadline = time.monotonic() + timeout
-        waiting = dict(hosts)
-        errors: dict[str, str] = {}
-        while waiting:
-            for host, address in list(waiting.items()):
-                try:
-                    done = subprocess.run(
-                        self.login_command(host, address),
-                        stdin=subprocess.DEVNULL,
-                        capture_output=True,
-                        text=True,
-                        timeout=20,
-                        check=False,
-                    )
-                except subprocess.TimeoutExpired:
-                    errors[host] = "ssh login timed out"
-                    continue
-                if done.returncode == 0:
-                    del waiting[host]
-                    errors.pop(host, None)
-                else:
-                    lines = (done.stderr or done.stdout).strip().splitlines()
-                    errors[host] = lines[-1] if lines else f"ssh exited {done.returncode}"
-            if not waiting or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        return {host: errors.get(host, "no answer") for host in waiting}
-
-    def drop_masters(self, hosts: list[str]) -> None:
-        """Close the multiplexed SSH connections (ControlMaster) to `hosts`, if any: after a
-        host restarts, a master still attached to its previous boot only fails new sessions."""
-        if not self.ssh_config.is_file():
-            return
-        for host in hosts:
-            subprocess.run(
-                ["ssh", "-F", str(self.ssh_config), "-O", "exit", host],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=20,
-                check=False,
-            )
 
     def forget_host(self, host: str) -> None:
         """Drop a host's known key (a recreated host generates a new one)."""

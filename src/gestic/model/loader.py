@@ -21,6 +21,7 @@ from gestic.model.schema import (
     AccessGroup,
     Account,
     BackupPolicy,
+    Connection,
     Host,
     Lab,
     Model,
@@ -92,6 +93,7 @@ def _read_sources(root: Path, smap: SourceMap) -> tuple[Any, dict[str, Any]]:
         raise ModelError([f"{hosts_file}: inventory file not found"])
     settings: dict[str, Any] = {}
     errors: list[str] = []
+    vaults: list[str] = []
     try:
         inventory = load_yaml(hosts_file, prefix=("inventory",), smap=smap)
     except YamlSourceError as exc:
@@ -99,6 +101,9 @@ def _read_sources(root: Path, smap: SourceMap) -> tuple[Any, dict[str, Any]]:
         inventory = None
     errors.extend(_date_problems(inventory, smap, hosts_file, prefix=("inventory",)))
     for file in sorted((root / SETTINGS_DIR).glob("*.yml")):
+        if is_vault_file(file):
+            vaults.append(file.name)  # secrets: Ansible decrypts them, the model never reads them
+            continue
         try:
             data = load_yaml(file, smap=smap) or {}
         except YamlSourceError as exc:
@@ -114,7 +119,18 @@ def _read_sources(root: Path, smap: SourceMap) -> tuple[Any, dict[str, Any]]:
             settings[var] = value
     if errors:
         raise ModelError(errors)
+    settings[VAULTS_KEY] = vaults
     return inventory, settings
+
+
+VAULT_HEADER = "$ANSIBLE_VAULT;"
+VAULTS_KEY = " vault files"  # internal: not a variable name Ansible could define
+
+
+def is_vault_file(path: Path) -> bool:
+    """Whether `path` is a whole file encrypted with ansible-vault."""
+    with path.open("rb") as f:
+        return f.read(len(VAULT_HEADER)) == VAULT_HEADER.encode()
 
 
 YAML_DATE_HINT = (
@@ -147,7 +163,7 @@ def _yaml_dates(data: Any, key: Key = ()) -> Iterable[Key]:
 KNOWN_SETTINGS = frozenset({
     "gestic_access_groups", "gestic_accounts", "gestic_backup_maintenance",
     "gestic_backup_passwords", "gestic_backup_policies", "gestic_backup_repositories",
-    "gestic_backup_secrets", "gestic_lab", "gestic_rpa_at_risk_window_minutes", "gestic_rpa_bots",
+    "gestic_connection", "gestic_lab", "gestic_rpa_at_risk_window_minutes", "gestic_rpa_bots",
     "gestic_rpa_target", "gestic_rpa_timezone", "gestic_services", "gestic_sites",
     "gestic_vulnscan_min_index",
 })  # fmt: skip
@@ -215,6 +231,8 @@ def _hosts(
             "owner": hv.get("gestic_owner"),
             "groups": sorted(set(entry["groups"])),
             **({"size": hv["gestic_size"]} if "gestic_size" in hv else {}),
+            **({"ssh_host": hv["ansible_host"]} if "ansible_host" in hv else {}),
+            **({"ssh_port": hv["ansible_port"]} if "ansible_port" in hv else {}),
         }
         for field in ("address", "owner"):
             if data[field] is None:
@@ -224,6 +242,33 @@ def _hosts(
         if (host := _validate(Host, data, key, problems)) is not None:
             hosts[name] = host
     return hosts
+
+
+def _connection(root: Path, settings: dict[str, Any], problems: _Problems) -> Connection | None:
+    """`gestic_connection`, with every file it names checked before anything runs."""
+    if "gestic_connection" not in settings:
+        return None
+    raw = settings["gestic_connection"]
+    if isinstance(raw, dict) and "user" not in raw and "ansible_user" in settings:
+        raw = {**raw, "user": settings["ansible_user"]}
+    conn = _validate(Connection, raw, ("gestic_connection",), problems)
+    if conn is None:
+        return None
+    files: list[tuple[Key, str | None]] = [
+        (("gestic_connection", "identity_file"), conn.identity_file),
+        (("gestic_connection", "known_hosts"), conn.known_hosts),
+        (("gestic_connection", "ssh_config"), conn.ssh_config),
+        (("gestic_connection", "bastion", "identity_file"),
+         conn.bastion.identity_file if conn.bastion else None),
+    ]  # fmt: skip
+    for key, value in files:
+        if value is None:
+            continue
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else root / path
+        if not path.is_file():
+            problems.add(key, f"file not found: {path}")
+    return conn
 
 
 def _cross_check(model: Model, problems: _Problems, keys: dict[str, Key]) -> None:
@@ -380,6 +425,13 @@ def load_model(
     lab = None
     if "gestic_lab" in settings:
         lab = _validate(Lab, settings["gestic_lab"], ("gestic_lab",), problems)
+    connection = _connection(root, settings, problems)
+    if lab is None and connection is None:
+        problems.add(
+            ("gestic_connection",),
+            f"missing 'gestic_connection' in {root / SETTINGS_DIR}/*.yml: an environment that "
+            "is not a lab (no gestic_lab) must say how its hosts are reached",
+        )
     hosts = _hosts(raw_hosts, sites, problems)
     access_groups = _named(
         AccessGroup, settings.get("gestic_access_groups", {}), ("gestic_access_groups",), problems
@@ -395,6 +447,8 @@ def load_model(
         services=services,
         backup_policies=policies,
         lab=lab,
+        connection=connection,
+        vault_files=tuple(settings[VAULTS_KEY]),
         accounts=accounts,
         access_groups=access_groups,
     )

@@ -55,6 +55,38 @@ class Host(_Frozen):
     owner: str
     groups: tuple[str, ...]
     size: Size = Size()
+    ssh_host: str | None = None  # ansible_host, when SSH reaches it by another name or address
+    ssh_port: int | None = Field(default=None, ge=1, le=65535)  # ansible_port
+
+
+# --- how a non-lab environment is reached (gestic_connection) -------------------------------
+
+SshToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:@%+/~-]+$")]
+"""A host name, address or path written into an ssh_config: no spaces, quotes or newlines."""
+
+
+class Bastion(_Frozen):
+    """The jump host (ProxyJump) through which every host of the environment is reached."""
+
+    host: SshToken
+    user: SshToken | None = None  # default: the connection's user
+    port: int = Field(default=22, ge=1, le=65535)
+    identity_file: SshToken | None = None  # default: the connection's key or the ssh-agent
+
+
+class Connection(_Frozen):
+    """How gestic, Ansible and testinfra reach a non-lab environment's hosts.
+
+    Relative paths are relative to the inventory directory; `~` is expanded. Without
+    `identity_file` the ssh-agent's keys are offered. Host keys are checked strictly against
+    `known_hosts` (one line per host, under its inventory name).
+    """
+
+    user: SshToken = "gestic"
+    identity_file: SshToken | None = None
+    known_hosts: SshToken = "known_hosts"
+    bastion: Bastion | None = None
+    ssh_config: SshToken | None = None  # the environment's own ssh_config, included first
 
 
 class Retention(_Frozen):
@@ -213,6 +245,9 @@ class Model(_Frozen):
     services: dict[str, Service]
     backup_policies: dict[str, BackupPolicy]
     lab: Lab | None = None
+    connection: Connection | None = None
+    vault_files: tuple[str, ...] = ()
+    """group_vars/all files encrypted with ansible-vault (the environment's secrets)."""
     accounts: dict[str, Account] = Field(default_factory=dict)
     access_groups: dict[str, AccessGroup] = Field(default_factory=dict)
     warnings: tuple[str, ...] = ()

@@ -1,0 +1,192 @@
+"""An environment's secrets, with one custodian (Guía Custodia de Contraseñas).
+
+Every Ansible run of an environment gets the same secrets, whichever checkout or machine
+runs it, so a converge from anywhere changes nothing:
+
+- a lab's secrets are generated once, when the lab first needs them, and kept in the lab's
+  state (`<state>/lab/<lab>/secrets.yml`, mode 0600); they are never regenerated, and the
+  roles never make up a secret of their own on the controller;
+- any other environment keeps them in ansible-vault encrypted files of its inventory
+  (`group_vars/all/vault.yml`); the vault password comes from a file or script
+  (GESTIC_VAULT_PASSWORD_FILE or Ansible's ANSIBLE_VAULT_PASSWORD_FILE) or from the
+  environment (GESTIC_VAULT_PASSWORD), never from the repository.
+
+`check` runs before anything changes: a vault that cannot be decrypted, a wrong password or a
+secret missing for a service is an error naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ansible.errors import AnsibleError as AnsibleCoreError
+from ansible.parsing.dataloader import DataLoader
+from ansible.parsing.vault import VaultLib, get_file_vault_secret
+
+from gestic.errors import SecretsError
+from gestic.model import Model
+
+BACKUP_PASSWORDS = "gestic_backup_passwords"
+PASSWORD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+PASSWORD_LENGTH = 40
+PASSWORD_FILE_VARS = ("GESTIC_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE")
+PASSWORD_VAR = "GESTIC_VAULT_PASSWORD"
+
+
+def new_password(length: int = PASSWORD_LENGTH) -> str:
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+
+
+def required(model: Model) -> dict[str, list[str]]:
+    """The secret variables every environment must hold: variable -> the keys it needs."""
+    return {BACKUP_PASSWORDS: sorted(model.services)}
+
+
+def _missing(where: str, data: dict[str, Any], model: Model) -> list[str]:
+    problems = []
+    for var, keys in required(model).items():
+        value = data.get(var)
+        if not isinstance(value, dict):
+            problems.append(f"{where}: {var}: missing (a mapping of service -> password)")
+            continue
+        for key in keys:
+            if not isinstance(value.get(key), str) or not value[key]:
+                problems.append(f"{where}: {var}.{key}: missing or empty")
+    return problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabSecrets:
+    """A lab's generated secrets, kept in the lab's state."""
+
+    file: Path
+
+    def read(self) -> dict[str, Any]:
+        if not self.file.is_file():
+            return {}
+        data = yaml.safe_load(self.file.read_text()) or {}
+        if not isinstance(data, dict):
+            raise SecretsError(f"{self.file}:1: expected a mapping of secret variables")
+        return data
+
+    def ensure(self, model: Model) -> dict[str, Any]:
+        """Add the secrets the model needs and the file lacks; never change one that exists."""
+        data = self.read()
+        added = False
+        for var, keys in required(model).items():
+            values = data.setdefault(var, {})
+            for key in keys:
+                if not values.get(key):
+                    values[key] = self._legacy(var, key) or new_password()
+                    added = True
+        if added or not self.file.is_file():
+            self.write(data)
+        return data
+
+    def _legacy(self, var: str, key: str) -> str | None:
+        """A password an older gestic generated beside the key registry (kept, not replaced:
+        the lab's repositories were made with it)."""
+        old = self.file.parent / "backup-keys" / f"{key}.password"
+        if var == BACKUP_PASSWORDS and old.is_file():
+            return old.read_text().strip() or None
+        return None
+
+    def write(self, data: dict[str, Any]) -> None:
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("# gestic: this lab's secrets, generated once; never commit this file.\n")
+            yaml.safe_dump(data, out, sort_keys=True)
+        tmp.replace(self.file)  # atomic: a crash leaves the old file or the new one
+
+    def check(self, model: Model) -> None:
+        self.ensure(model)
+
+    def cmdline(self) -> list[str]:
+        return ["-e", f"@{self.file}"]
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class VaultSecrets:
+    """A non-lab environment's secrets: its inventory's ansible-vault files."""
+
+    inventory: Path
+    files: tuple[str, ...]  # names under group_vars/all
+    state_dir: Path  # where the helper that hands Ansible GESTIC_VAULT_PASSWORD lives
+
+    def password_source(self) -> Path | None:
+        """The vault password file or script Ansible will read (None: none configured)."""
+        for var in PASSWORD_FILE_VARS:
+            if value := os.environ.get(var):
+                path = Path(value).expanduser()
+                if not path.is_file():
+                    raise SecretsError(f"{var}={value}: the vault password file does not exist")
+                return path
+        if os.environ.get(PASSWORD_VAR):
+            # Ansible reads an executable password file's output: this one prints the variable
+            helper = self.state_dir / "vault-password-from-env"
+            if not helper.is_file():
+                helper.parent.mkdir(parents=True, exist_ok=True)
+                helper.write_text(f"#!/bin/sh\nprintf '%s\\n' \"${PASSWORD_VAR}\"\n")
+                helper.chmod(0o700)
+            return helper
+        return None
+
+    def decrypt(self, name: str) -> dict[str, Any]:
+        """The clear variables of one vault file (raise SecretsError naming it)."""
+        file = self.inventory / "group_vars" / "all" / name
+        source = self.password_source()
+        if source is None:
+            raise SecretsError(
+                f"{file}: encrypted with ansible-vault, but no vault password was given: set "
+                f"{PASSWORD_FILE_VARS[0]} (a file or script) or {PASSWORD_VAR}"
+            )
+        try:
+            secret = get_file_vault_secret(filename=str(source), loader=DataLoader())
+            secret.load()
+            clear = VaultLib([("default", secret)]).decrypt(file.read_bytes())
+        except AnsibleCoreError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SecretsError(
+                f"{file}: cannot be decrypted with the vault password from {source}: {first}"
+            ) from exc
+        try:
+            data = yaml.safe_load(clear) or {}
+        except yaml.YAMLError as exc:
+            raise SecretsError(f"{file}: decrypted, but not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise SecretsError(f"{file}: decrypted, but not a mapping of variables")
+        return data
+
+    def check(self, model: Model) -> None:
+        if not self.files:
+            raise SecretsError(
+                f"{self.inventory / 'group_vars' / 'all'}: no ansible-vault file holds the "
+                f"environment's secrets ({', '.join(required(model))}); create one with "
+                "`ansible-vault create group_vars/all/vault.yml` (docs/environments.md)"
+            )
+        merged: dict[str, Any] = {}
+        for name in self.files:
+            merged.update(self.decrypt(name))
+        where = str(self.inventory / "group_vars" / "all" / self.files[0])
+        if problems := _missing(where, merged, model):
+            raise SecretsError("; ".join(problems))
+
+    def cmdline(self) -> list[str]:
+        return []
+
+    def env(self) -> dict[str, str]:
+        source = self.password_source()
+        return {"ANSIBLE_VAULT_PASSWORD_FILE": str(source)} if source else {}
+
+
+Secrets = LabSecrets | VaultSecrets

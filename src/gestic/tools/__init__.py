@@ -1,0 +1,1 @@
+"""Thin adapters to the tools gestic drives (SSH; Ansible, Pulumi and testinfra follow)."""
