@@ -107,6 +107,25 @@ def _ensure_engine(session: nox.Session) -> Path:
     return engine
 
 
+ACTIONLINT = "v1.7.12"  # github.com/rhysd/actionlint, built from the Go module proxy
+
+
+def _ensure_actionlint(session: nox.Session) -> Path:
+    """actionlint (the workflows' syntax, expressions, job needs and runner labels) in the cache."""
+    bin_dir = CACHE / "tools" / f"actionlint-{ACTIONLINT}"
+    tool = bin_dir / "actionlint"
+    if tool.is_file():
+        return tool
+    if shutil.which("go") is None:
+        session.error("actionlint is built with Go: install Go (`apt-get install golang`) first")
+    session.log(f"building actionlint {ACTIONLINT} into {bin_dir}")
+    session.run(
+        "go", "install", f"github.com/rhysd/actionlint/cmd/actionlint@{ACTIONLINT}",
+        external=True, env={"GOBIN": str(bin_dir), "GOFLAGS": "-mod=mod"},
+    )  # fmt: skip
+    return tool
+
+
 def _install(session: nox.Session, *extras: str) -> None:
     session.install("-e", f".[{','.join(extras)}]" if extras else ".")
 
@@ -141,8 +160,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff, mypy and ansible-lint."""
+    """ruff, mypy, ansible-lint and actionlint (.github/workflows)."""
     _install(session, "lint")
+    # the self-hosted runners' label, so that `runs-on: [self-hosted, linux, gestic]` is known
+    session.run(str(_ensure_actionlint(session)), "-config-file", ".github/actionlint.yaml",
+                external=True)  # fmt: skip
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -196,9 +218,10 @@ def _lab_session(session: nox.Session) -> None:
 def preview(session: nox.Session) -> None:
     """Production stack under mocks with the policy rules (and the real preview where configured).
 
-    With GESTIC_PRODUCTION_PREVIEW=1 (the institution's runners: vCenter and AWS credentials in
-    the environment, the official Pulumi CLI with its plugins) also runs
-    `pulumi preview --stack production --policy-pack policy/`.
+    With GESTIC_PRODUCTION_PREVIEW=1 (the institution's runners: vCenter and AWS credentials and
+    PULUMI_BACKEND_URL in the environment, the provider plugins installed) also runs the real
+    engine: `gestic infra preview --stack production` (with the policy pack); a missing plugin
+    is named with its version and how to install it.
     """
     _install(session)
     out = ARTIFACTS / "pr"
@@ -207,18 +230,8 @@ def preview(session: nox.Session) -> None:
         "gestic", "policy", "check", "--stack", "production", "--summary", str(out / "policy.md")
     )
     if os.environ.get("GESTIC_PRODUCTION_PREVIEW") == "1":
-        session.run(
-            "pulumi",
-            "preview",
-            "--stack",
-            "production",
-            "--diff",
-            "--policy-pack",
-            str(ROOT / "policy"),
-            "--cwd",
-            str(ROOT / "stacks" / "production"),
-            external=True,
-        )
+        _ensure_engine(session)
+        session.run("gestic", "infra", "preview", "--stack", "production")
 
 
 @nox.session

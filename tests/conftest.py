@@ -26,7 +26,9 @@ LAB_NODES = "tests/lab/"
 FIRST = "test_lab_integration.py"
 """Right after the first converge: the second converge and `--check` must find nothing to do
 (later tests change /etc, which makes the vulnerability scan run again: ~130 s more)."""
-LAB_A = frozenset({"test_lab_integration.py", "test_access_lab.py", "test_drill_lab.py"})
+LAB_A = frozenset(
+    {"test_lab_integration.py", "test_access_lab.py", "test_drill_lab.py", "test_secrets_lab.py"}
+)
 """The lab files of the first scope (~740 s measured); every other lab file: the second (~710 s)."""
 LAST = "test_lab_integration.py::test_destroy_leaves_nothing_behind"
 REUSE_LAB = "GESTIC_TEST_REUSE_LAB"

@@ -17,9 +17,10 @@ from gestic.commands import discovered
 from gestic.console import console
 from gestic.context import Context
 from gestic.converge import ConvergeResult
-from gestic.errors import GesticError
+from gestic.errors import GesticError, UsageError
 from gestic.infra import OpResult
 from gestic.lab.status import host_statuses, leftovers
+from gestic.production.preview import preview_production
 from gestic.strategy import DEFAULT as DEFAULT_STRATEGY
 from gestic.strategy import STRATEGIES, STRATEGY_ENV
 from gestic.verify import VerifyResult, run_verify
@@ -77,15 +78,34 @@ def infra() -> None:
 
 def _stack_operation(name: str, help_text: str) -> None:
     @infra.command(name=name, help=help_text)
-    @click.option("--stack", default="lab", show_default=True, type=click.Choice(["lab"]))
+    @click.option(
+        "--stack", default="lab", show_default=True, type=click.Choice(["lab", "production"]),
+        help="production: preview only (its applies run in the institution's CI).",
+    )  # fmt: skip
     @click.option("--quiet", is_flag=True, help="Do not stream the engine's output.")
     @click.pass_obj
     def command(obj: Context, stack: str, quiet: bool) -> None:
+        if stack == "production":
+            _production(_ctx(obj), name, quiet=quiet)
+            return
         obj = _ctx(obj)
         result = _infra(obj, name, quiet=quiet)
         _print_changes(result)
 
     del command
+
+
+def _production(obj: Context, operation: str, *, quiet: bool) -> None:
+    if operation != "preview":
+        raise UsageError(
+            f"`infra {operation} --stack production` is not run by gestic: the production stack "
+            "is applied by the institution's CI (`pulumi up` in stacks/production, with its "
+            "backend and credentials); gestic previews it (`infra preview --stack production`)"
+        )
+    printer = None if quiet else (lambda line: console.print(line, markup=False, highlight=False))
+    changes = preview_production(obj.root, cache=obj.cache, on_output=printer)
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(changes.items())) or "nothing"
+    console.print(f"[bold]preview[/] stack production: {summary}")
 
 
 def _infra(obj: Context, operation: str, *, quiet: bool = False) -> OpResult:
@@ -204,9 +224,21 @@ def converge(
     obj: Context, check: bool, diff: bool, limit: str | None, tags: str | None, strategy: str | None
 ) -> None:
     """Configure the lab hosts with Ansible (playbooks/site.yml)."""
-    result = _converge(_ctx(obj), check=check, diff=diff, limit=limit, tags=tags, strategy=strategy)
+    obj = _ctx(obj)
+    result = _converge(obj, check=check, diff=diff, limit=limit, tags=tags, strategy=strategy)
     if not result.ok:
-        raise GesticError(f"converge failed on: {', '.join(result.failed_hosts) or 'see output'}")
+        raise GesticError(_converge_failure(obj, result))
+
+
+def _converge_failure(obj: Context, result: ConvergeResult) -> str:
+    """One line per failed host; an unreachable one says where and how it was tried."""
+    lines = [
+        f"  - {obj.access.route(host, obj.model)}: cannot be reached: {message}"
+        for host, message in sorted(result.unreachable.items())
+    ]
+    lines += [f"  - {h}: tasks failed (see above)" for h in result.failed_hosts
+              if h not in result.unreachable]  # fmt: skip
+    return "converge failed:\n" + ("\n".join(lines) or "  see the output above")
 
 
 def _verify(obj: Context) -> VerifyResult:

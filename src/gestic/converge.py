@@ -35,6 +35,8 @@ class ConvergeResult:
     per_host: dict[str, dict[str, int]]
     changed_tasks: list[dict[str, Any]] = field(default_factory=list)
     artifacts: Path | None = None
+    unreachable: dict[str, str] = field(default_factory=dict)
+    """Hosts Ansible could not reach, with the connection's last message."""
 
     @property
     def changed(self) -> int:
@@ -77,7 +79,7 @@ def ansible_env(
         "ANSIBLE_SSH_ARGS": f"-F {access.ssh_config}",
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(access.control_dir / "ansible"),
         "ANSIBLE_PIPELINING": str(pipelining),
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_HOST_KEY_CHECKING": str(access.strict_host_keys),
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
         "ANSIBLE_FORCE_COLOR": "False",
@@ -113,11 +115,15 @@ def run_playbook(
     flags = [flag for flag, on in (("--check", check), ("--diff", diff)) if on]
     cmdline = shlex.join([*flags, *(access.secrets.cmdline() if access.secrets else [])])
     changed_tasks: list[dict[str, Any]] = []
+    unreachable: dict[str, str] = {}
 
     def handle(event: dict[str, Any]) -> bool:
         if event_sink is not None:
             event_sink(event)
         data = event.get("event_data", {})
+        if event.get("event") == "runner_on_unreachable" and data.get("host"):
+            message = str(data.get("res", {}).get("msg", "unreachable")).strip()
+            unreachable.setdefault(str(data["host"]), message.splitlines()[-1] if message else "")
         if event.get("event") == "runner_on_ok" and data.get("res", {}).get("changed"):
             changed_tasks.append({"host": data.get("host"), "task": data.get("task")})
         kind = event.get("event")
@@ -159,6 +165,7 @@ def run_playbook(
         per_host=per_host,
         changed_tasks=changed_tasks,
         artifacts=Path(outcome["artifact_dir"]),
+        unreachable=unreachable,
     )
 
 

@@ -108,6 +108,14 @@ class LabSecrets:
     def check(self, model: Model) -> None:
         self.ensure(model)
 
+    def rotate(self, model: Model, services: list[str]) -> Path:
+        """New backup passwords for `services` in the lab's state; return the file written."""
+        data = self.ensure(model)
+        for service in services:
+            data[BACKUP_PASSWORDS][service] = new_password()
+        self.write(data)
+        return self.file
+
     def cmdline(self) -> list[str]:
         return ["-e", f"@{self.file}"]
 
@@ -141,9 +149,7 @@ class VaultSecrets:
             return helper
         return None
 
-    def decrypt(self, name: str) -> dict[str, Any]:
-        """The clear variables of one vault file (raise SecretsError naming it)."""
-        file = self.inventory / "group_vars" / "all" / name
+    def _vault(self, file: Path) -> tuple[VaultLib, Path]:
         source = self.password_source()
         if source is None:
             raise SecretsError(
@@ -153,7 +159,16 @@ class VaultSecrets:
         try:
             secret = get_file_vault_secret(filename=str(source), loader=DataLoader())
             secret.load()
-            clear = VaultLib([("default", secret)]).decrypt(file.read_bytes())
+        except AnsibleCoreError as exc:
+            raise SecretsError(f"{source}: cannot read the vault password: {exc}") from exc
+        return VaultLib([("default", secret)]), source
+
+    def decrypt(self, name: str) -> dict[str, Any]:
+        """The clear variables of one vault file (raise SecretsError naming it)."""
+        file = self.inventory / "group_vars" / "all" / name
+        vault, source = self._vault(file)
+        try:
+            clear = vault.decrypt(file.read_bytes())
         except AnsibleCoreError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SecretsError(
@@ -180,6 +195,24 @@ class VaultSecrets:
         where = str(self.inventory / "group_vars" / "all" / self.files[0])
         if problems := _missing(where, merged, model):
             raise SecretsError("; ".join(problems))
+
+    def rotate(self, model: Model, services: list[str]) -> Path:
+        """New backup passwords for `services`, re-encrypted into the vault file that holds
+        them (same vault password); return that file, to be committed like any change.
+
+        The file is rewritten from its decrypted YAML: comments inside the vault are not kept.
+        """
+        self.check(model)
+        name = next(n for n in self.files if BACKUP_PASSWORDS in self.decrypt(n))
+        file = self.inventory / "group_vars" / "all" / name
+        data = self.decrypt(name)
+        for service in services:
+            data[BACKUP_PASSWORDS][service] = new_password()
+        vault, _source = self._vault(file)
+        tmp = file.with_name(f".{file.name}.tmp")
+        tmp.write_bytes(vault.encrypt(yaml.safe_dump(data, sort_keys=True)))
+        tmp.replace(file)  # atomic: the old vault or the new one, never half of it
+        return file
 
     def cmdline(self) -> list[str]:
         return []

@@ -128,7 +128,9 @@ class LabStack:
                 outputs: dict[str, Any] = {}
             else:
                 if operation == "up":
-                    up = stack.up(on_output=on_output)
+                    # read the real state first: a host stopped or killed by hand since the
+                    # last run is started again by this `up`, not only after a `refresh`
+                    up = stack.up(on_output=on_output, refresh=True)
                     summary = up.summary
                     outputs = {k: v.value for k, v in up.outputs.items()}
                 elif operation == "refresh":

@@ -22,8 +22,6 @@ from gestic.lab import host as lab_host
 
 from .labkit import ROOT, Lab
 
-MAX_RTO_OVER_IRREDUCIBLE = 3.0
-
 
 class Interrupted(Exception):
     pass
@@ -59,10 +57,8 @@ def test_test_drill_measures_rto_rpo_and_leaves_nothing(lab: Lab, tmp_path: Path
         assert svc.rpo_s is not None
         assert 0 <= svc.rpo_s <= svc.rpo_target_s
         assert svc.irreducible_s is not None
+        # the overhead over the irreducible time is a speed goal: `nox -s bench` (dr) measures it
         assert svc.irreducible_s <= svc.rto_s
-        # against what the recovery cannot go below, not the hours of the catalogue's target:
-        # orchestration may add at most twice the irreducible work (bench: ~1.3-1.7x)
-        assert svc.rto_s <= MAX_RTO_OVER_IRREDUCIBLE * svc.irreducible_s, svc
     assert by_name["portal"].rto_s > by_name["cartera-db"].rto_s  # waves in order
     assert result.cleanup is not None
     assert result.cleanup.ok, result.cleanup
@@ -78,6 +74,22 @@ def test_test_drill_measures_rto_rpo_and_leaves_nothing(lab: Lab, tmp_path: Path
     assert "<svg" in html
     english = write_evidence(result, tmp_path, lang="en").report.read_text()
     assert "Disaster recovery drill" in english
+
+
+def test_host_loss_recovers_only_that_hosts_services(lab: Lab) -> None:
+    """The merge workflow's short drill: web-p1 lost, only the portal recovered (test mode)."""
+    ctx = lab.ctx
+    _fresh_backups(lab)
+    result = run_drill(
+        ctx, _plan(lab), scenario="host-loss", host="web-p1", test=True, approve=lambda _s: True
+    )
+    assert result.ok, result.breaches()
+    assert [(s.service, s.host) for s in result.services] == [("portal", "web-a1")]
+    assert [w.name for w in result.waves] == ["aplicaciones"]
+    assert result.cleanup is not None
+    assert result.cleanup.ok, result.cleanup
+    assert load_state(ctx) is None
+    assert _endpoint(lab, "web-p1") == str(ctx.model.hosts["web-p1"].address)
 
 
 def test_a_dr_host_down_fails_the_drill_naming_wave_and_service(lab: Lab) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -125,3 +126,22 @@ def test_invalid_yaml_names_the_line(tmp_path: Path, model: Model) -> None:
     file = _write(tmp_path, "version: 1\nwaves: [\n")
     problems = _problems(file, model)
     assert problems[0].startswith(f"{file}:3: invalid YAML"), problems  # where it ran out
+
+
+def test_host_loss_needs_a_known_host_and_recovers_only_what_ran_there(model: Model) -> None:
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from gestic.dr.drill import lost_hosts, scope  # noqa: PLC0415
+    from gestic.dr.errors import DrillError  # noqa: PLC0415
+
+    ctx: Any = SimpleNamespace(model=model)
+    with pytest.raises(DrillError, match="host-loss needs --host"):
+        lost_hosts(ctx, "host-loss", None)
+    with pytest.raises(DrillError, match="unknown host 'web-p9'"):
+        lost_hosts(ctx, "host-loss", "web-p9")
+    plan = load_plan(ROOT / PLAN_FILE, model)
+    assert lost_hosts(ctx, "host-loss", "web-p1") == ["web-p1"]
+    assert scope(ctx, plan, ["web-p1"]) == {"portal": "web-a1"}
+    # the database's dependents come back with it (they must be pointed at the recovered one)
+    assert list(scope(ctx, plan, ["db-p1"])) == ["cartera-db", "portal"]
+    assert set(lost_hosts(ctx, "site-loss", None)) == {"web-p1", "db-p1", "svc-p1"}

@@ -295,10 +295,16 @@ def cmd_rekey(settings: dict[str, Any], new_password: str) -> dict[str, Any]:
                 added.append(repo["name"])
             for key in _keys(new_settings, repo):
                 if not key.get("current"):
-                    run(
-                        [*restic_args(new_settings, repo), "key", "remove", str(key["id"])],
-                        f"removing an old key of repository {repo['name']}",
-                    )
+                    try:
+                        run(
+                            [*restic_args(new_settings, repo), "key", "remove", str(key["id"])],
+                            f"removing an old key of repository {repo['name']}",
+                        )
+                    except AgentError:
+                        # another host of the service removed it first: nothing left to do
+                        if any(k["id"] == key["id"] for k in _keys(new_settings, repo)):
+                            raise
+                        continue
                     removed.append(f"{repo['name']}:{str(key['id'])[:8]}")
         new_file.replace(password_file)  # atomic: the file names the password that works
     finally:

@@ -8,6 +8,7 @@ that is cut off fails fast instead of hanging a run.
 
 from __future__ import annotations
 
+import fcntl
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -23,6 +24,7 @@ class LabAccess(SshAccess):
     """Paths of one lab's SSH material (`state_dir` is the lab's own: <state>/lab/<lab>)."""
 
     lab: str
+    strict_host_keys: bool = False  # hosts are recreated: their keys are learnt (accept-new)
 
     @property
     def name(self) -> str:
@@ -96,11 +98,21 @@ class LabAccess(SshAccess):
         ]
 
     def forget_host(self, host: str) -> None:
-        """Drop a host's known key (a recreated host generates a new one)."""
+        """Drop a host's known key (a recreated host generates a new one).
+
+        Hosts are created in parallel: the read-modify-write holds a lock, or one host's
+        rewrite could bring back another's old key (seen as "Host key verification failed").
+        """
         if not self.known_hosts.is_file():
             return
-        kept = [ln for ln in self.known_hosts.read_text().splitlines() if not _names_host(ln, host)]
-        self.known_hosts.write_text("".join(f"{ln}\n" for ln in kept))
+        with open(self.state_dir / "known_hosts.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            lines = self.known_hosts.read_text().splitlines()
+            kept = [ln for ln in lines if not _names_host(ln, host)]
+            if kept != lines:
+                tmp = self.known_hosts.with_suffix(".tmp")
+                tmp.write_text("".join(f"{ln}\n" for ln in kept))
+                tmp.replace(self.known_hosts)
 
 
 def _names_host(line: str, host: str) -> bool:

@@ -47,6 +47,9 @@ class SshAccess(ABC):
     @abstractmethod
     def known_hosts(self) -> Path: ...
 
+    strict_host_keys: bool = True
+    """Whether Ansible must refuse an unknown host key (a lab's hosts are new on every build)."""
+
     @property
     def control_dir(self) -> Path:
         # short path: unix socket paths are limited to 108 bytes
@@ -175,10 +178,11 @@ class InventoryAccess(SshAccess):
         lines.append("")
         jump = None
         if (bastion := conn.bastion) is not None:
-            jump = "gestic-bastion"
+            # under its own name (no HostName): the environment's ssh_config can say how the
+            # bastion itself is reached (a HostName, a ProxyCommand) with `Host <name>`
+            jump = bastion.host
             lines += [
                 f"Host {jump}",
-                f"  HostName {bastion.host}",
                 f"  Port {bastion.port}",
                 f"  User {bastion.user or conn.user}",
                 *([f"  IdentityFile {self._path(bastion.identity_file)}", "  IdentitiesOnly yes"]

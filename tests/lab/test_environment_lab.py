@@ -1,0 +1,185 @@
+"""A second environment that is not the lab as far as gestic knows: the lab's hosts reached only
+through a bastion (the `bastion` role on svc-p1, key-only ProxyJump), with its own
+ansible-vault secrets, driven from a second checkout of the repository.
+
+It converges the session lab (nothing may change: same secrets, different custodian path),
+verifies it and backs a service up through the bastion; a wrong bastion gives one error that
+names the host, its address and the route tried.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.parsing.vault import VaultLib, VaultSecret
+
+from gestic.context import Context
+from gestic.custody import BACKUP_PASSWORDS, LabSecrets
+from gestic.lab import names
+from gestic.lab.access import LabAccess
+from gestic.tools.ssh import InventoryAccess
+from gestic.verify import run_verify
+
+from ..paths import LAB_INVENTORY, ROOT
+from .labkit import Lab, on_host
+
+BASTION = "svc-p1"
+BASTION_NAME = "salto.lab"  # how the environment names its jump host
+SERVICE = "portal"
+
+
+@dataclass(frozen=True)
+class SecondEnvironment:
+    inventory: Path
+    checkout: Path
+    env: dict[str, str]  # what a user of that environment exports
+
+
+def _write_environment(
+    lab: Lab, base: Path, *, name: str = "pruebas", bastion_port: int = 22
+) -> Path:
+    """An inventory (environment `name`) of the lab's hosts reached only through the bastion."""
+    ctx = lab.ctx
+    access = ctx.access
+    assert isinstance(access, LabAccess)
+    inv = base / name
+    shutil.copytree(LAB_INVENTORY, inv)
+    (inv / "group_vars" / "all" / "lab.yml").unlink()  # not a lab: no namespaces, no stack
+    address = ctx.model.hosts[BASTION].address
+    # how the bastion itself is reached from this machine: the environment's own ssh_config
+    # (here, from the lab's router namespace; in the institution, its public address)
+    (inv / "ssh_config").write_text(
+        f"Host {BASTION_NAME}\n"
+        f"  HostName {address}\n"
+        f"  ProxyCommand ip netns exec {names.router_netns(ctx.access.name)} nc %h %p\n"
+    )
+    known = [
+        ln for ln in access.known_hosts.read_text().splitlines() if ln and not ln.startswith("#")
+    ]
+    bastion_key = next(ln for ln in known if ln.split()[0].split(",")[0] == BASTION)
+    known.append(" ".join([BASTION_NAME, *bastion_key.split()[1:3]]))
+    (inv / "known_hosts").write_text("\n".join(known) + "\n")
+    connection = {
+        "user": "gestic",
+        "identity_file": str(access.key),  # the automation key, also allowed to jump
+        "known_hosts": "known_hosts",
+        "ssh_config": "ssh_config",
+        "bastion": {"host": BASTION_NAME, "user": "salto", "port": bastion_port},
+    }
+    conn_file = inv / "group_vars" / "all" / "connection.yml"
+    conn_file.write_text(conn_file.read_text() + yaml.safe_dump({"gestic_connection": connection}))
+    return inv
+
+
+@pytest.fixture(scope="module")
+def second(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecondEnvironment]:
+    base = tmp_path_factory.mktemp("second-env")
+    inv = _write_environment(lab, base)
+    # its own vault, holding the same secrets as the lab (one custodian, two ways to it)
+    vault_password = secrets.token_urlsafe(24)
+    password_file = base / "vault-password"
+    password_file.write_text(vault_password + "\n")
+    password_file.chmod(0o600)
+    lab_secrets = LabSecrets(file=lab.ctx.access.state_dir / "secrets.yml").ensure(lab.ctx.model)
+    vault = VaultLib([("default", VaultSecret(vault_password.encode()))])
+    (inv / "group_vars" / "all" / "vault.yml").write_bytes(
+        vault.encrypt(yaml.safe_dump({BACKUP_PASSWORDS: lab_secrets[BACKUP_PASSWORDS]}))
+    )
+    # the environment's controller-side state: the hosts' key registry and the logging PKI
+    env_state = lab.ctx.state / "env" / "pruebas"
+    shutil.rmtree(env_state, ignore_errors=True)
+    for part in ("backup-keys", "pki"):
+        shutil.copytree(lab.ctx.access.state_dir / part, env_state / part)
+    checkout = base / "checkout"
+    shutil.copytree(
+        ROOT,
+        checkout,
+        ignore=shutil.ignore_patterns(".git", ".gestic", ".nox", "__pycache__", "*.egg-info"),
+    )
+    # a checkout is a git work tree (the robots' release is built from its tracked files)
+    for git in (["init", "-q"], ["add", "-A"]):
+        subprocess.run(["git", "-C", str(checkout), *git], check=True, capture_output=True)
+    env = {
+        "GESTIC_ROOT": str(checkout),
+        "GESTIC_VAULT_PASSWORD_FILE": str(password_file),
+    }
+    try:
+        with pytest.MonkeyPatch.context() as patch:  # put back when the module is done
+            for key, value in env.items():
+                patch.setenv(key, value)
+            yield SecondEnvironment(inventory=inv, checkout=checkout, env=env)
+    finally:
+        shutil.rmtree(env_state, ignore_errors=True)
+
+
+def _context(lab: Lab, inventory: Path) -> Context:
+    return Context(inventory=inventory, state=lab.ctx.state, cache=lab.ctx.cache)
+
+
+def _gestic(
+    second: SecondEnvironment, inventory: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gestic", "--inventory", str(inventory), *args],
+        capture_output=True, text=True, check=False, cwd=second.checkout,
+        env={**os.environ, **second.env},
+    )  # fmt: skip
+
+
+def test_converge_through_the_bastion_from_a_second_checkout_changes_nothing(
+    lab: Lab, second: SecondEnvironment
+) -> None:
+    ctx = _context(lab, second.inventory)
+    assert not ctx.is_lab
+    assert ctx.root == second.checkout
+    assert isinstance(ctx.access, InventoryAccess)
+    since = on_host(lab.ctx, BASTION, "date +%s").strip()
+    result = ctx.run_playbook()
+    assert result.ok, result.failed_hosts or result.unreachable
+    assert result.changed == 0, result.changed_tasks
+    assert set(result.per_host) == set(lab.ctx.model.hosts)
+    config = ctx.access.ssh_config.read_text()
+    assert f"ProxyJump {BASTION_NAME}" in config
+    # every host was reached through the jump account: sshd logged each forwarding
+    jumps = "grep -c 'Accepted publickey for salto' || true"
+    log = on_host(lab.ctx, BASTION, f"journalctl -q -o cat --since @{since} _COMM=sshd | {jumps}")
+    assert int(log.strip() or 0) >= 1, "the bastion logged no jump"
+
+
+def test_verify_and_back_up_through_the_bastion(lab: Lab, second: SecondEnvironment) -> None:
+    ctx = _context(lab, second.inventory)
+    ctx.access.write(ctx.model)
+    result = run_verify(
+        checks_dir=second.checkout / "verify",
+        inventory=second.inventory,
+        model=ctx.model,
+        access=ctx.access,
+        artifacts_dir=ctx.artifacts / "verify-second-env",
+    )
+    assert result.ok, result.failed
+    done = _gestic(second, second.inventory, "backup", "run", SERVICE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"ok {SERVICE}: snapshot" in done.stdout
+
+
+def test_an_unreachable_host_names_its_address_and_the_bastion_tried(
+    lab: Lab, second: SecondEnvironment, tmp_path: Path
+) -> None:
+    # nothing listens on port 2; another environment name, so that no multiplexed connection
+    # of the good one (ControlPersist, under /run/gestic/<env>) is reused
+    inv = _write_environment(lab, tmp_path, name="pruebas-mal", bastion_port=2)
+    shutil.copy(second.inventory / "group_vars" / "all" / "vault.yml", inv / "group_vars" / "all")
+    done = _gestic(second, inv, "converge", "--limit", "web-p1", "--tags", "baseline")
+    assert done.returncode == 1
+    out = " ".join((done.stdout + done.stderr).split())
+    address = lab.ctx.model.hosts["web-p1"].address
+    assert f"web-p1 ({address}) via bastion {BASTION_NAME}: cannot be reached" in out, out
