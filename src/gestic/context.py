@@ -17,6 +17,8 @@ from typing import Any
 
 from gestic.converge import ConvergeResult, run_playbook
 from gestic.custody import LabSecrets, VaultSecrets
+from gestic.dr.host_isolation import HostIsolation
+from gestic.dr.isolation import Isolation, RouterIsolation
 from gestic.errors import NotALabError, UsageError
 from gestic.infra import LabStack
 from gestic.lab.access import LabAccess
@@ -119,6 +121,14 @@ class Context:
                 inventory=self.inventory, files=self.model.vault_files, state_dir=env_state
             ),
         )
+
+    @cached_property
+    def isolation(self) -> Isolation:
+        """How a test drill or a restore verification isolates the hosts it recovers on: the
+        lab's router, or routes on the hosts themselves (gestic.dr.host_isolation)."""
+        if self.is_lab:
+            return RouterIsolation(self.lab_stack.settings.lab)
+        return HostIsolation(self.access)
 
     @property
     def artifacts(self) -> Path:

@@ -9,6 +9,7 @@ names the host, its address and the route tried.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -24,6 +25,8 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 
 from gestic.context import Context
 from gestic.custody import BACKUP_PASSWORDS, LabSecrets
+from gestic.dr import isolation
+from gestic.dr.host_isolation import PROTO
 from gestic.lab import names
 from gestic.lab.access import LabAccess
 from gestic.tools.ssh import InventoryAccess
@@ -169,6 +172,36 @@ def test_verify_and_back_up_through_the_bastion(lab: Lab, second: SecondEnvironm
     done = _gestic(second, second.inventory, "backup", "run", SERVICE)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"ok {SERVICE}: snapshot" in done.stdout
+
+
+def test_restore_verification_and_a_test_drill_isolate_with_host_routes(
+    lab: Lab, second: SecondEnvironment, tmp_path: Path
+) -> None:
+    """Not a lab: no router of gestic's to isolate with, so routes on the recovered host do it
+    (the bastion's address kept), and nothing of them is left afterwards."""
+    verified = _gestic(second, second.inventory, "backup", "verify", SERVICE)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    evidence = tmp_path / "evidence"
+    drill = _gestic(
+        second, second.inventory, "drill", "--scenario", "host-loss", "--host", "web-p1",
+        "--test", "--auto-approve", "--evidence-dir", str(evidence),
+    )  # fmt: skip
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    records = list(evidence.rglob("drill.json"))
+    assert records, drill.stdout
+    record = json.loads(records[0].read_text())
+    assert record["ok"]
+    assert [s["service"] for s in record["services"]] == [SERVICE]
+    recovered = record["services"][0]["host"]
+    # the host routes were used (and removed), not the lab's router rules
+    assert on_host(lab.ctx, recovered, f"ip route show proto {PROTO}").strip() == ""
+    assert not isolation.isolation_rules(lab.ctx.access.name)
+    undone = record["cleanup"]["undone"]
+    assert any(u.endswith("isolation rules removed") for u in undone), undone
+    real = _gestic(second, second.inventory, "drill", "--scenario", "host-loss", "--host",
+                   "web-p1", "--auto-approve")  # fmt: skip
+    assert real.returncode != 0
+    assert "gestic does that only in a lab" in " ".join((real.stdout + real.stderr).split())
 
 
 def test_an_unreachable_host_names_its_address_and_the_bastion_tried(

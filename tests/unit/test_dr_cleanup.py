@@ -58,6 +58,7 @@ def _ctx(running: set[str], starts_on_up: set[str]) -> Any:
         model=SimpleNamespace(hosts=hosts),
         lab_stack=FakeStack(running, starts_on_up),
         access=FakeAccess(),
+        is_lab=True,
     )
 
 
@@ -213,3 +214,8 @@ def test_the_file_marker_is_no_looser_than_its_directory(tmp_path: Path) -> None
     assert marker.stat().st_gid == gid
     assert marker.stat().st_mode & 0o777 == 0o640
     assert agent.marker_read(settings) is not None
+
+
+def test_outside_a_lab_no_host_is_started() -> None:
+    ctx: Any = SimpleNamespace(is_lab=False)  # no lab stack: touching it would fail
+    assert drill.start_stopped_hosts(ctx) == ([], [])

@@ -18,7 +18,6 @@ from typing import Any
 
 from gestic.context import Context
 from gestic.converge import ansible_env, run_isolated
-from gestic.dr import isolation
 from gestic.dr.drill import cleanup, probes_for, run_wave
 from gestic.dr.errors import DrError
 from gestic.dr.plan import Plan
@@ -144,7 +143,6 @@ def verify_restore(ctx: Context, plan: Plan, service: str) -> VerifyResult:
     """Restore the newest snapshot on an isolated non-production host, start, probe, undo."""
     declared = _service(ctx, service)
     model = ctx.model
-    lab = ctx.lab_stack.settings.lab
     if declared.dr_hosts and service in plan.services:
         host, mode = declared.dr_hosts[0], "live"
         units = list(plan.services[service].start)
@@ -163,7 +161,7 @@ def verify_restore(ctx: Context, plan: Plan, service: str) -> VerifyResult:
              "from_host": declared.hosts[0]}
         ],
     }  # fmt: skip
-    isolation.isolate(lab, {host: model.hosts[host].address}, list(primary))
+    ctx.isolation.isolate({host: model.hosts[host].address}, list(primary))
     try:
         run = run_wave(
             ctx, wave=wave, endpoints=endpoints, endpoint_hosts=[host] if endpoints else [],

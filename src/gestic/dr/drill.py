@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 from gestic.context import Context
 from gestic.converge import run_playbook
-from gestic.dr import isolation
 from gestic.dr.errors import DrillError
 from gestic.dr.plan import Plan, Step
 from gestic.errors import GesticError
@@ -151,7 +150,7 @@ def _fmt(seconds: float | None) -> str:
 
 
 def state_file(ctx: Context) -> Path:
-    return ctx.lab_stack.settings.state_dir / "dr" / "drill.json"
+    return ctx.access.state_dir / "dr" / "drill.json"
 
 
 def _save_state(ctx: Context, data: dict[str, Any]) -> None:
@@ -323,7 +322,12 @@ def run_drill(
         if not ok:
             raise DrillError(f"step '{step.id}' was not approved: {step.text}")
 
-    settings = ctx.lab_stack.settings
+    if not test and not ctx.is_lab:
+        raise DrillError(
+            f"a real drill stops the lost hosts; gestic does that only in a lab, and "
+            f"'{ctx.target}' is not one: run `--test` (recovery in isolation), or fail over "
+            "by the DR plan's steps"
+        )
     for step in plan.steps_at("declare"):
         confirm(step)
     dr_hosts = sorted(set(targets.values()))
@@ -336,11 +340,11 @@ def run_drill(
     declared_at = time.time()
     if test:
         others = [s.network for s in model.sites.values() if s.role == "primary"]
-        isolation.isolate(settings.lab, {h: model.hosts[h].address for h in dr_hosts}, list(others))
+        ctx.isolation.isolate({h: model.hosts[h].address for h in dr_hosts}, list(others))
         say(f"test mode: {', '.join(lost)} keep running; {', '.join(dr_hosts)} isolated")
     else:
         for name in lost:
-            lab_host.stop_host(state_dir=settings.state_dir, name=name)
+            lab_host.stop_host(state_dir=ctx.lab_stack.settings.state_dir, name=name)
         say(f"disaster declared: {', '.join(lost)} stopped")
     results = {
         svc: ServiceResult(
@@ -436,7 +440,7 @@ def run_drill(
         steps=steps,
         plan=plan.source,
         environment=model.environment,
-        lab=settings.lab,
+        lab=ctx.target,
         failure=failure,
     )
     if test:
@@ -488,6 +492,8 @@ def start_stopped_hosts(ctx: Context, *, say: Say = lambda _m: None) -> tuple[li
     The stack's state still records a host stopped outside Pulumi as running, so `up` alone
     would change nothing: `refresh` first records that it is gone, then `up` boots it again.
     """
+    if not ctx.is_lab:
+        return [], []  # gestic stops hosts only in a lab (a real drill)
     settings = ctx.lab_stack.settings
     model = ctx.model
     stopped = sorted(
@@ -519,9 +525,8 @@ def cleanup(ctx: Context, plan: Plan, *, say: Say = lambda _m: None) -> CleanupR
     """Undo what drills did and verify it; idempotent (converges after an interruption too)."""
     t0 = time.time()
     model = ctx.model
-    settings = ctx.lab_stack.settings
     leftovers: list[str] = []
-    removed = isolation.release(settings.lab)
+    removed = ctx.isolation.release()
     undone = [f"{removed} isolation rules removed"] if removed else []
     started, unusable = start_stopped_hosts(ctx, say=say)
     leftovers += unusable
@@ -572,7 +577,7 @@ def cleanup(ctx: Context, plan: Plan, *, say: Say = lambda _m: None) -> CleanupR
     missing = sorted(set(model.hosts) - set(statuses))
     if missing:
         leftovers.append(f"no leftover report from {', '.join(missing)}")
-    if rules := isolation.isolation_rules(settings.lab):
+    if rules := ctx.isolation.present():
         leftovers.append(f"isolation rules: {rules}")
     if not leftovers:
         state_file(ctx).unlink(missing_ok=True)

@@ -1,4 +1,8 @@
-"""Test-failover isolation in the lab: cut recovered hosts off the primary site, nothing else.
+"""Test-failover isolation: cut recovered hosts off the primary site, nothing else.
+
+`Isolation` is what drills and restore verifications use; `Context.isolation` picks the kind:
+`RouterIsolation` for a lab (below), `HostIsolation` (gestic.dr.host_isolation) for any other
+environment, whose network gestic does not own.
 
 Like SRM's test recovery into an isolated network, a `--test` drill leaves production running
 and recovers into DR hosts that cannot reach (or be reached from) the primary site. The lab's
@@ -13,13 +17,42 @@ changed, never the machine's.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
+from typing import Protocol
 
 from gestic.lab import names
 from gestic.lab.image import run
 from gestic.lab.network import netns_exists
 
 PREF = 900  # rule priority of gestic's isolation rules (below main's 32766)
+
+
+class Isolation(Protocol):
+    def isolate(self, hosts: dict[str, IPv4Address], other_networks: list[IPv4Network]) -> None:
+        """Cut each of `hosts` off every network of `other_networks` (idempotent)."""
+
+    def release(self) -> int:
+        """Undo every isolation; return how many rules or routes were removed."""
+
+    def present(self) -> list[str]:
+        """The isolation rules or routes in place (empty when nothing is isolated)."""
+
+
+@dataclass(frozen=True)
+class RouterIsolation:
+    """A lab's: policy-routing rules in its router namespace."""
+
+    lab: str
+
+    def isolate(self, hosts: dict[str, IPv4Address], other_networks: list[IPv4Network]) -> None:
+        isolate(self.lab, hosts, other_networks)
+
+    def release(self) -> int:
+        return release(self.lab)
+
+    def present(self) -> list[str]:
+        return isolation_rules(self.lab)
 
 
 def _rules(lab: str) -> list[dict[str, object]]:

@@ -197,6 +197,9 @@ def nspawn_command(spec: HostSpec, nspawn: str = "systemd-nspawn") -> list[str]:
         # A stable UUID gives the host a stable machine-id across restarts.
         f"--uuid={uuid.uuid5(uuid.NAMESPACE_DNS, f'{machine}.gestic.lab')}",
         f"--network-namespace-path={spec.netns_path}",
+        # root on the host may change its own namespace's routes, as on a real host (a test
+        # drill outside the lab isolates with routes on the recovered hosts: dr.host_isolation)
+        "--capability=CAP_NET_ADMIN",
         f"--hostname={spec.name}",
         # No TTY: forward the console to our stdout (console.log), take no input.
         "--console=read-only",

@@ -128,6 +128,17 @@ class SshAccess(ABC):
             time.sleep(0.5)
         return {host: errors.get(host, "no answer") for host in waiting}
 
+    def run(
+        self, host: str, command: str, *, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a shell `command` on `host` as the automation account, through the written
+        ssh_config (multiplexed, no prompts)."""
+        return subprocess.run(
+            ["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", host, command],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+            check=False,
+        )  # fmt: skip
+
     def drop_masters(self, hosts: list[str]) -> None:
         """Close the multiplexed SSH connections (ControlMaster) to `hosts`, if any: after a
         host restarts, a master still attached to its previous boot only fails new sessions."""
