@@ -202,10 +202,9 @@ class VaultSecrets:
 
         The file is rewritten from its decrypted YAML: comments inside the vault are not kept.
         """
-        self.check(model)
-        name = next(n for n in self.files if BACKUP_PASSWORDS in self.decrypt(n))
+        self.check(model)  # every file decrypts and the passwords are all there
+        name, data = next((n, d) for n in self.files if BACKUP_PASSWORDS in (d := self.decrypt(n)))
         file = self.inventory / "group_vars" / "all" / name
-        data = self.decrypt(name)
         for service in services:
             data[BACKUP_PASSWORDS][service] = new_password()
         vault, _source = self._vault(file)
