@@ -1,10 +1,12 @@
 """A second environment that is not the lab as far as gestic knows: the lab's hosts reached only
 through a bastion (the `bastion` role on svc-p1, key-only ProxyJump), with its own
-ansible-vault secrets, driven from a second checkout of the repository.
+ansible-vault secrets, driven from a second checkout of the repository as its users drive it
+(`gestic --env pruebas ...`).
 
 It converges the session lab (nothing may change: same secrets, different custodian path),
-verifies it and backs a service up through the bastion; a wrong bastion gives one error that
-names the host, its address and the route tried.
+verifies it, backs a service up, verifies a restore and runs a test-mode drill through the
+bastion (isolated by routes on the recovered host); a wrong bastion gives one error that names
+the host, its address and the route tried.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from gestic.dr import isolation
 from gestic.dr.host_isolation import PROTO
 from gestic.lab import names
 from gestic.lab.access import LabAccess
+from gestic.ledger import SUCCEEDED
 from gestic.tools.ssh import InventoryAccess
-from gestic.verify import run_verify
 
 from ..paths import LAB_INVENTORY, ROOT
 from .labkit import Lab, on_host
@@ -38,6 +40,7 @@ from .labkit import Lab, on_host
 BASTION = "svc-p1"
 BASTION_NAME = "salto.lab"  # how the environment names its jump host
 SERVICE = "portal"
+ENV = "pruebas"  # the environment's name: inventory/pruebas of the second checkout
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,7 @@ class SecondEnvironment:
     env: dict[str, str]  # what a user of that environment exports
 
 
-def _write_environment(
-    lab: Lab, base: Path, *, name: str = "pruebas", bastion_port: int = 22
-) -> Path:
+def _write_environment(lab: Lab, base: Path, *, name: str = ENV, bastion_port: int = 22) -> Path:
     """An inventory (environment `name`) of the lab's hosts reached only through the bastion."""
     ctx = lab.ctx
     access = ctx.access
@@ -86,7 +87,19 @@ def _write_environment(
 @pytest.fixture(scope="module")
 def second(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecondEnvironment]:
     base = tmp_path_factory.mktemp("second-env")
-    inv = _write_environment(lab, base)
+    # a second checkout of the repository, with the environment in its inventory/ (`--env`)
+    checkout = base / "checkout"
+    shutil.copytree(
+        ROOT,
+        checkout,
+        ignore=shutil.ignore_patterns(".git", ".gestic", ".nox", "__pycache__", "*.egg-info"),
+    )
+    # a checkout is a git work tree; the robots' release is built from the files git sees, and
+    # the environment below is excluded, so the release is the lab's own and changes nothing
+    for git in (["init", "-q"], ["add", "-A"]):
+        subprocess.run(["git", "-C", str(checkout), *git], check=True, capture_output=True)
+    (checkout / ".git" / "info" / "exclude").write_text(f"/inventory/{ENV}/\n")
+    inv = _write_environment(lab, checkout / "inventory", name=ENV)
     # its own vault, holding the same secrets as the lab (one custodian, two ways to it)
     vault_password = secrets.token_urlsafe(24)
     password_file = base / "vault-password"
@@ -98,21 +111,15 @@ def second(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secon
         vault.encrypt(yaml.safe_dump({BACKUP_PASSWORDS: lab_secrets[BACKUP_PASSWORDS]}))
     )
     # the environment's controller-side state: the hosts' key registry and the logging PKI
-    env_state = lab.ctx.state / "env" / "pruebas"
+    env_state = lab.ctx.state / "env" / ENV
     shutil.rmtree(env_state, ignore_errors=True)
     for part in ("backup-keys", "pki"):
         shutil.copytree(lab.ctx.access.state_dir / part, env_state / part)
-    checkout = base / "checkout"
-    shutil.copytree(
-        ROOT,
-        checkout,
-        ignore=shutil.ignore_patterns(".git", ".gestic", ".nox", "__pycache__", "*.egg-info"),
-    )
-    # a checkout is a git work tree (the robots' release is built from its tracked files)
-    for git in (["init", "-q"], ["add", "-A"]):
-        subprocess.run(["git", "-C", str(checkout), *git], check=True, capture_output=True)
     env = {
         "GESTIC_ROOT": str(checkout),
+        # the state dir every operator of the environment shares today (the key registry and
+        # the logging PKI: docs/environments.md); a checkout's own default would be its .gestic
+        "GESTIC_STATE_DIR": str(lab.ctx.state),
         "GESTIC_VAULT_PASSWORD_FILE": str(password_file),
     }
     try:
@@ -129,10 +136,12 @@ def _context(lab: Lab, inventory: Path) -> Context:
 
 
 def _gestic(
-    second: SecondEnvironment, inventory: Path, *args: str
+    second: SecondEnvironment, *args: str, inventory: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`gestic --env pruebas ...` as its users run it, from the second checkout."""
+    chosen = ["--inventory", str(inventory)] if inventory else ["--env", ENV]
     return subprocess.run(
-        [sys.executable, "-m", "gestic", "--inventory", str(inventory), *args],
+        [sys.executable, "-m", "gestic", *chosen, *args],
         capture_output=True, text=True, check=False, cwd=second.checkout,
         env={**os.environ, **second.env},
     )  # fmt: skip
@@ -146,10 +155,12 @@ def test_converge_through_the_bastion_from_a_second_checkout_changes_nothing(
     assert ctx.root == second.checkout
     assert isinstance(ctx.access, InventoryAccess)
     since = on_host(lab.ctx, BASTION, "date +%s").strip()
-    result = ctx.run_playbook()
-    assert result.ok, result.failed_hosts or result.unreachable
-    assert result.changed == 0, result.changed_tasks
-    assert set(result.per_host) == set(lab.ctx.model.hosts)
+    done = _gestic(second, "converge")
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = lab.ctx.ledger.runs(kind="converge", target=ENV, limit=1)[0]
+    assert run.status == SUCCEEDED, run.summary
+    assert run.changed == 0, run.details.get("changed_tasks")
+    assert set(run.details["per_host"]) == set(lab.ctx.model.hosts)
     config = ctx.access.ssh_config.read_text()
     assert f"ProxyJump {BASTION_NAME}" in config
     # every host was reached through the jump account: sshd logged each forwarding
@@ -159,17 +170,11 @@ def test_converge_through_the_bastion_from_a_second_checkout_changes_nothing(
 
 
 def test_verify_and_back_up_through_the_bastion(lab: Lab, second: SecondEnvironment) -> None:
-    ctx = _context(lab, second.inventory)
-    ctx.access.write(ctx.model)
-    result = run_verify(
-        checks_dir=second.checkout / "verify",
-        inventory=second.inventory,
-        model=ctx.model,
-        access=ctx.access,
-        artifacts_dir=ctx.artifacts / "verify-second-env",
-    )
-    assert result.ok, result.failed
-    done = _gestic(second, second.inventory, "backup", "run", SERVICE)
+    verified = _gestic(second, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    run = lab.ctx.ledger.runs(kind="verify", target=ENV, limit=1)[0]
+    assert run.status == SUCCEEDED, run.summary
+    done = _gestic(second, "backup", "run", SERVICE)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"ok {SERVICE}: snapshot" in done.stdout
 
@@ -179,11 +184,11 @@ def test_restore_verification_and_a_test_drill_isolate_with_host_routes(
 ) -> None:
     """Not a lab: no router of gestic's to isolate with, so routes on the recovered host do it
     (the bastion's address kept), and nothing of them is left afterwards."""
-    verified = _gestic(second, second.inventory, "backup", "verify", SERVICE)
+    verified = _gestic(second, "backup", "verify", SERVICE)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     evidence = tmp_path / "evidence"
     drill = _gestic(
-        second, second.inventory, "drill", "--scenario", "host-loss", "--host", "web-p1",
+        second, "drill", "--scenario", "host-loss", "--host", "web-p1",
         "--test", "--auto-approve", "--evidence-dir", str(evidence),
     )  # fmt: skip
     assert drill.returncode == 0, drill.stdout + drill.stderr
@@ -198,7 +203,7 @@ def test_restore_verification_and_a_test_drill_isolate_with_host_routes(
     assert not isolation.isolation_rules(lab.ctx.access.name)
     undone = record["cleanup"]["undone"]
     assert any(u.endswith("isolation rules removed") for u in undone), undone
-    real = _gestic(second, second.inventory, "drill", "--scenario", "host-loss", "--host",
+    real = _gestic(second, "drill", "--scenario", "host-loss", "--host",
                    "web-p1", "--auto-approve")  # fmt: skip
     assert real.returncode != 0
     assert "gestic does that only in a lab" in " ".join((real.stdout + real.stderr).split())
@@ -211,7 +216,7 @@ def test_an_unreachable_host_names_its_address_and_the_bastion_tried(
     # of the good one (ControlPersist, under /run/gestic/<env>) is reused
     inv = _write_environment(lab, tmp_path, name="pruebas-mal", bastion_port=2)
     shutil.copy(second.inventory / "group_vars" / "all" / "vault.yml", inv / "group_vars" / "all")
-    done = _gestic(second, inv, "converge", "--limit", "web-p1", "--tags", "baseline")
+    done = _gestic(second, "converge", "--limit", "web-p1", "--tags", "baseline", inventory=inv)
     assert done.returncode == 1
     out = " ".join((done.stdout + done.stderr).split())
     address = lab.ctx.model.hosts["web-p1"].address
