@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
@@ -246,11 +247,15 @@ def test_backoff_delay() -> None:
         backoff_delay(0, 1, 1)
 
 
-def _drain(url: str, worker: str, out: multiprocessing.Queue[list[int]]) -> None:
+def _drain(url: str, worker: str, start: Barrier, out: multiprocessing.Queue[list[int]]) -> None:
     q = WorkQueue(url)
     mine = []
+    # Every worker is connected before any claims: on a loaded machine the first
+    # spawned process would otherwise drain the queue before the others start.
+    start.wait(timeout=120)
     while (item := q.claim("q", lease_s=60, worker=worker)) is not None:
         assert item.lease_owner
+        time.sleep(0.002)  # a robot's work takes time; lets the claims interleave
         q.complete(item.id, item.lease_owner)
         mine.append(item.id)
     out.put(mine)
@@ -260,7 +265,8 @@ def test_parallel_workers_never_process_an_item_twice(url: str, queue: WorkQueue
     ids = [queue.create(bot="b", queue="q", payload={"n": n}) for n in range(120)]
     ctx = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[list[int]] = ctx.Queue()
-    procs = [ctx.Process(target=_drain, args=(url, f"w{k}", results)) for k in range(4)]
+    start = ctx.Barrier(4)
+    procs = [ctx.Process(target=_drain, args=(url, f"w{k}", start, results)) for k in range(4)]
     for p in procs:
         p.start()
     per_worker = [results.get(timeout=120) for _ in procs]
