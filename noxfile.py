@@ -30,7 +30,14 @@ DEBIAN_PACKAGES = (
     "iproute2",
     "netcat-openbsd",
     "openssh-client",
+    "postgresql",  # the unit tests' throwaway PostgreSQL clusters (gestic.tools.pgcluster)
 )
+# Debian's postgresql-15 creates (and where it can, starts) a "main" cluster on install; the
+# tests start clusters of their own and this machine needs none. Its postinst skips the main
+# cluster when `pg_conftool createcluster.conf show create_main_cluster` is off: a drop-in in
+# the createcluster.d that file includes says so, without writing createcluster.conf itself
+# (postgresql-common installs that one through ucf).
+NO_MAIN_CLUSTER = Path("/etc/postgresql-common/createcluster.d/gestic-no-main-cluster.conf")
 CACHE = Path(
     os.environ.get(
         "GESTIC_CACHE_DIR",
@@ -66,6 +73,9 @@ def _ensure_debian_packages(session: nox.Session) -> None:
     if shutil.which("apt-get") is None:
         session.error(f"apt-get not found: install {' '.join(missing)} with your package manager")
     session.log(f"installing Debian packages: {' '.join(missing)}")
+    if "postgresql" in missing and not NO_MAIN_CLUSTER.exists():
+        NO_MAIN_CLUSTER.parent.mkdir(parents=True, exist_ok=True)
+        NO_MAIN_CLUSTER.write_text("create_main_cluster = false\n")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run("apt-get", "update", "-q", external=True, env=env)
     session.run(

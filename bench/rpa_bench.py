@@ -1,4 +1,4 @@
-"""RPA benchmarks: orchestrator overhead per robot run, and queue throughput with 1 and 4 workers.
+"""RPA benchmarks: orchestrator overhead per robot run, robot throughput, chaos, queue throughput.
 
 * overhead: the no-op bot on one work item, run (a) directly with `robot` and rpaframework's
   FileAdapter, and (b) through `gestic`'s runner (queue, lease, ledger, output.xml parsing);
@@ -8,20 +8,28 @@
   (`gestic.rpa.chaos`), a few rounds with different seeds: faults injected, items completed,
   items lost (goal 0), items completed more than once in the queue (goal 0), and items whose
   work a killed robot had done before recording it (redone: at-least-once work, said so).
+* queue (section "rpa_queue"): the work-item queue alone, no robots: N items claimed and
+  completed by 1, 2 and 4 worker processes (items/s), on a SQLite file and on a throwaway
+  PostgreSQL cluster (`gestic.tools.pgcluster`, durable settings: every commit synced, as
+  SQLite does), both in the same temporary directory; each item must be processed once.
 
 Usage: python bench/rpa_bench.py --output bench/results.json [--repeat 25] [--items 200]
+       python bench/rpa_bench.py --output bench/results.json --queue-only [--queue-items 1000]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +42,7 @@ from gestic.rpa.chaos import RobotKiller
 from gestic.rpa.manifest import SeedItem, load_bot
 from gestic.rpa.queue import DONE, WorkQueue
 from gestic.rpa.runner import RobotsEnv, Runner
+from gestic.tools import pgcluster
 
 ROOT = Path(__file__).resolve().parents[1]
 NOOP = ROOT / "tests" / "unit" / "data" / "rpa" / "robots" / "noop"
@@ -129,13 +138,82 @@ def chaos(env: RobotsEnv, work: Path, *, rounds: int, items: int = 40, kills: in
     }
 
 
+def _queue_worker(url: str, queue: str, start: Barrier, out: Queue[list[int]]) -> None:
+    q = WorkQueue(url)  # connected (tables checked) before the clock starts
+    done = []
+    start.wait(timeout=120)
+    while (item := q.claim(queue, lease_s=60, worker=f"bench-{os.getpid()}")) is not None:
+        assert item.lease_owner
+        q.complete(item.id, item.lease_owner)
+        done.append(item.id)
+    q.close()
+    out.put(done)
+
+
+def queue_run(url: str, *, items: int, workers: int) -> dict[str, Any]:
+    """`items` items claimed and completed by `workers` processes: wall time from the start."""
+    name = f"bench-{workers}"
+    q = WorkQueue(url)
+    ids = [q.create(bot="bench", queue=name, payload={"n": k}) for k in range(items)]
+    q.close()
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(workers + 1)
+    out: Queue[list[int]] = ctx.Queue()
+    args = (url, name, start, out)
+    procs = [ctx.Process(target=_queue_worker, args=args) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    start.wait(timeout=120)
+    began = time.perf_counter()
+    per_worker = [out.get(timeout=600) for _ in procs]
+    elapsed = time.perf_counter() - began
+    for p in procs:
+        p.join(timeout=60)
+    processed = [i for chunk in per_worker for i in chunk]
+    return {
+        "items": items,
+        "workers": workers,
+        "seconds": round(elapsed, 3),
+        "items_per_s": round(len(processed) / elapsed, 1),
+        "per_worker": [len(chunk) for chunk in per_worker],
+        "processed_twice": len(processed) - len(set(processed)),
+        "missed": len(set(ids) - set(processed)),
+    }
+
+
+def queue_throughput(work: Path, *, items: int) -> dict[str, Any]:
+    """The queue alone on SQLite and on PostgreSQL, with 1, 2 and 4 worker processes."""
+    results: dict[str, Any] = {"items": items}
+    backends: dict[str, str] = {"sqlite": f"sqlite:///{work / 'queue-bench.db'}"}
+    with pgcluster.start(parent=work, durable=True) as cluster:
+        cluster.create_database("queue_bench")
+        backends["postgresql"] = cluster.url("queue_bench")
+        results["postgresql_server"] = f"PostgreSQL {pgcluster.PG_VERSION}, durable (fsync on)"
+        for backend, url in backends.items():
+            results[backend] = {}
+            for workers in (1, 2, 4):
+                run = queue_run(url, items=items, workers=workers)
+                results[backend][f"workers_{workers}"] = run
+                print(f"queue on {backend}, {workers} workers:", run)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--repeat", type=int, default=25)
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--chaos-rounds", type=int, default=3)
+    parser.add_argument("--queue-items", type=int, default=1000)
+    parser.add_argument("--queue-only", action="store_true", help="only the queue benchmark")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gestic-queue-bench-") as tmp:
+        # the cluster's server user (postgres, when run as root) must reach the directory
+        os.chmod(tmp, 0o755)
+        write_section(args.output, "rpa_queue", queue_throughput(Path(tmp), items=args.queue_items))
+    if args.queue_only:
+        print(f"wrote {args.output}")
+        return 0
     env = RobotsEnv.ensure(ROOT / "robots" / "requirements.txt", cache_dir(), log=print)
     bot = load_bot(NOOP)
     results: dict[str, Any] = {}

@@ -5,6 +5,10 @@ and need the same things from it: an engine set up for several processes at once
 WAL mode with a busy timeout, PostgreSQL with pre-ping), the URL with its password masked for
 messages, and SQLAlchemy's errors turned into the caller's own error class.
 
+PostgreSQL goes through psycopg 3 (`postgresql+psycopg://user:password@host:port/database`);
+a plain `postgresql://` URL means psycopg 3 too unless psycopg2 (SQLAlchemy 2.0's default
+driver for it; 2.1's is psycopg 3) is installed.
+
 This module imports only the standard library and SQLAlchemy: the robots' work-item adapter
 imports it (through `gestic.rpa.queue`) inside the robots' own environment, where nothing
 else of gestic's dependencies is installed. The caller passes its error class in, so this
@@ -14,17 +18,30 @@ module does not import `gestic.errors` either.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import URL, DateTime, Dialect, Engine, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy import (
+    URL,
+    DateTime,
+    Dialect,
+    Engine,
+    MetaData,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 __all__ = [
     "READ_ONLY_OPTION",
     "SQLITE_BUSY_TIMEOUT_S",
+    "PortableText",
     "UTCDateTime",
     "cause",
     "make_engine",
@@ -37,6 +54,13 @@ SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 #: Execution option that marks a read-only engine view (`engine.execution_options(...)`): with
 #: `make_engine(..., write_lock=True)` its transactions take no write lock on SQLite.
 READ_ONLY_OPTION: Final = "gestic_read_only"
+PSYCOPG_HINT: Final = (
+    "gestic reaches PostgreSQL with psycopg 3: `pip install 'psycopg[binary]'` and a URL "
+    "postgresql+psycopg://user:password@host:port/database"
+)
+#: PostgreSQL advisory lock held while the tables are created ("gestic" in ASCII, then 1).
+SCHEMA_LOCK_KEY: Final = 0x67657374696301
+_CREATE_ATTEMPTS: Final = 3
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -61,6 +85,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class PortableText(TypeDecorator[str]):
+    """Text that any database stores: NUL characters (PostgreSQL refuses them in text, SQLite
+    keeps them) are stored as U+FFFD on PostgreSQL. For free text from outside (error
+    messages, summaries), where one stray byte must not lose the whole record."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is not None and dialect.name == "postgresql" and "\x00" in value:
+            return value.replace("\x00", "\ufffd")
+        return value
 
 
 def masked(url: str | URL) -> str:
@@ -90,6 +128,41 @@ def reraise(error: Callable[[str], Exception], message: str) -> Iterator[None]:
         yield
     except SQLAlchemyError as exc:
         raise error(f"{message}: {cause(exc)}") from exc
+
+
+def _with_driver(url: URL) -> URL:
+    """`postgresql://` with psycopg 3 when psycopg2 (SQLAlchemy 2.0's default) is missing."""
+    if (
+        url.drivername == "postgresql"
+        and importlib.util.find_spec("psycopg2") is None
+        and importlib.util.find_spec("psycopg") is not None
+    ):
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def _scrubbed(message: str, url: URL) -> str:
+    # Drivers do not echo passwords in their errors; this makes sure of it.
+    if url.password:
+        return message.replace(str(url.password), "***")
+    return message
+
+
+def _create_tables(engine: Engine, metadata: MetaData) -> None:
+    # Several processes (on several hosts) may open a new database at once: the second
+    # CREATE TABLE of a table would fail.
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            metadata.create_all(conn)
+        return
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            metadata.create_all(engine)
+            return
+        except SQLAlchemyError:  # another process created a table since we looked: look again
+            if attempt == _CREATE_ATTEMPTS - 1:
+                raise
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -132,15 +205,18 @@ def make_engine(
     SQLite: connections wait up to SQLITE_BUSY_TIMEOUT_S for a lock and use WAL mode; with
     `write_lock`, every transaction begins with BEGIN IMMEDIATE (the write lock up front)
     except on an engine view with ``execution_options(gestic_read_only=True)``
-    (READ_ONLY_OPTION). Other databases: connections are pinged before use.
+    (READ_ONLY_OPTION). Other databases: connections are pinged before use; on PostgreSQL
+    the tables are created under an advisory lock (several processes may open a new
+    database at once), and `postgresql://` means psycopg 3 when psycopg2 is not installed.
 
     `what` names the database in messages ("run ledger"): an unusable URL (bad syntax, no
     such dialect or driver) raises ``error("cannot use the <what> at <masked url>: ...")``,
     a database that cannot be opened ``error("cannot open the <what> at <masked url>: ...")``.
     """
     display = masked(url)
+    sa_url: URL | None = None
     try:
-        sa_url = make_url(url)
+        sa_url = _with_driver(make_url(url))
         kwargs: dict[str, Any] = {}
         if json_serializer is not None:
             kwargs["json_serializer"] = json_serializer
@@ -151,7 +227,11 @@ def make_engine(
             kwargs["pool_pre_ping"] = True
         engine = create_engine(sa_url, **kwargs)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise error(f"cannot use the {what} at {display}: {cause(exc)}") from exc
+        hint = ""
+        if sa_url is not None and sa_url.get_backend_name() == "postgresql":
+            hint = f" ({PSYCOPG_HINT})"
+        reason = _scrubbed(cause(exc), sa_url) if sa_url is not None else cause(exc)
+        raise error(f"cannot use the {what} at {display}: {reason}{hint}") from exc
     if is_sqlite:
         if write_lock:
             event.listen(engine, "connect", _sqlite_pragmas_own_transactions)
@@ -160,9 +240,10 @@ def make_engine(
             event.listen(engine, "connect", _sqlite_pragmas)
     if metadata is not None:
         try:
-            metadata.create_all(engine)
+            _create_tables(engine, metadata)
         except SQLAlchemyError as exc:
             engine.dispose()
             hint = " (does its directory exist and is it writable?)" if is_sqlite else ""
-            raise error(f"cannot open the {what} at {display}{hint}: {cause(exc)}") from exc
+            reason = _scrubbed(cause(exc), sa_url)
+            raise error(f"cannot open the {what} at {display}{hint}: {reason}") from exc
     return engine

@@ -49,3 +49,7 @@ class NotALabError(GesticError):
 
 class UsageError(GesticError):
     """A command was called with options that do not go together or name nothing known."""
+
+
+class PgClusterError(GesticError):
+    """A throwaway PostgreSQL cluster (tests, benchmarks) could not be started or stopped."""

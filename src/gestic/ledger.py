@@ -2,8 +2,9 @@
 
 The ledger is a single table reached through SQLAlchemy Core, so any SQLAlchemy URL works:
 SQLite (the default, a file under the state dir) for one operator, PostgreSQL for a shared
-install. Each row records what ran, against which target, from which git commit, who ran it,
-when, how long it took, the result, the number of changed resources and a JSON details blob.
+install (`postgresql+psycopg://...`, see `gestic.db`). Each row records what ran, against
+which target, from which git commit, who ran it, when, how long it took, the result, the
+number of changed resources and a JSON details blob.
 
 Typical use::
 
@@ -41,7 +42,6 @@ from sqlalchemy import (
     Row,
     String,
     Table,
-    Text,
     insert,
     select,
     update,
@@ -49,7 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from gestic import db, paths
-from gestic.db import UTCDateTime
+from gestic.db import PortableText, UTCDateTime
 from gestic.errors import LedgerError
 
 __all__ = [
@@ -91,7 +91,7 @@ runs_table = Table(
     Column("duration_s", Float, nullable=True),
     Column("status", String(16), nullable=False),
     Column("changed", Integer, nullable=True),
-    Column("summary", Text, nullable=False, default=""),
+    Column("summary", PortableText, nullable=False, default=""),
     Column("details", JSON, nullable=False),
     Column("user", String(255), nullable=False),
     Index("ix_gestic_runs_kind_started", "kind", "started_at"),

@@ -92,6 +92,9 @@ def run_verify(
         "--ssh-config",
         str(access.ssh_config),
         "--sudo",  # log in as the automation account, check as root
+        # the checks wait on SSH round trips, not on the CPU: hosts are checked side by side
+        "-n",
+        str(workers(len(targets))),
         "-p",
         "no:cacheprovider",
         "--rootdir",

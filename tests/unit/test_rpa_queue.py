@@ -1,16 +1,19 @@
 """The work-item queue: claims, leases, retries, backoff, dead letters, drafts, parallel workers.
 
-Real SQLite files and real processes; no mocks.
+Real databases (a SQLite file, a PostgreSQL database: `url` in conftest.py) and real
+processes; no mocks.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Iterator
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from gestic.rpa.errors import LeaseLostError, QueueError
 from gestic.rpa.queue import (
@@ -26,13 +29,10 @@ from gestic.rpa.queue import (
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
-
-
-@pytest.fixture
-def queue(url: str) -> WorkQueue:
-    return WorkQueue(url)
+def queue(url: str) -> Iterator[WorkQueue]:
+    q = WorkQueue(url)
+    yield q
+    q.close()
 
 
 def test_claim_complete_and_empty_queue(queue: WorkQueue) -> None:
@@ -241,6 +241,51 @@ def test_requeue_failed_gives_a_fresh_budget(queue: WorkQueue) -> None:
     assert claimed == {tech, biz}
 
 
+def test_long_codes_and_nul_in_messages_are_stored(queue: WorkQueue, url: str) -> None:
+    # SQLite stores anything; PostgreSQL enforces the code's width and refuses NUL in text.
+    item_id = queue.create(bot="b", queue="q", max_attempts=2)
+    item = queue.claim("q", lease_s=30)
+    assert item is not None
+    assert item.lease_owner
+    after = queue.fail(
+        item_id, item.lease_owner, exception_type=APPLICATION, code="X" * 100, message="a\x00b"
+    )
+    message = "a\x00b" if url.startswith("sqlite") else "a\ufffdb"
+    assert (after.state, after.exception_code, after.exception_message) == (
+        PENDING,
+        "X" * 64,
+        message,
+    )
+    attempt = queue.attempts([item_id])[0]
+    assert (attempt.exception_code, attempt.exception_message) == ("X" * 64, message)
+
+
+def test_claim_skips_items_another_host_is_claiming(pg_url: str) -> None:
+    # PostgreSQL only: a row locked by another claim (FOR UPDATE) is skipped, not waited
+    # for; lock_timeout turns a claim that would wait into an error instead of a hang.
+    queue = WorkQueue(f"{pg_url}?options=-c%20lock_timeout%3D5000")
+    first = queue.create(bot="b", queue="q")
+    second = queue.create(bot="b", queue="q")
+    other_host = create_engine(pg_url)
+    try:
+        with other_host.begin() as conn:
+            conn.execute(
+                text("SELECT id FROM gestic_rpa_items WHERE id = :id FOR UPDATE"), {"id": first}
+            )
+            started = time.monotonic()
+            claimed = queue.claim("q", lease_s=30)
+            assert time.monotonic() - started < 2
+            assert claimed is not None
+            assert claimed.id == second
+            assert queue.claim("q", lease_s=30) is None  # the other one is still locked
+        again = queue.claim("q", lease_s=30)  # its lock is gone
+        assert again is not None
+        assert again.id == first
+    finally:
+        other_host.dispose()
+        queue.close()
+
+
 def test_backoff_delay() -> None:
     assert [backoff_delay(n, 10, 60) for n in (1, 2, 3, 4)] == [10, 20, 40, 60]
     with pytest.raises(ValueError, match="attempt"):
@@ -287,3 +332,7 @@ def test_unavailable_database_is_a_clear_error(tmp_path: Path) -> None:
     assert not missing.parent.exists()
     with pytest.raises(QueueError, match="cannot use the work-item queue"):
         WorkQueue("nosuchdriver://x/y")
+    with pytest.raises(QueueError, match=r"cannot open the work-item queue at postgresql\+") as e:
+        WorkQueue("postgresql+psycopg://gestic:s3cr3t@127.0.0.1:1/ledger")
+    assert "s3cr3t" not in str(e.value)
+    assert "gestic:***@127.0.0.1:1" in str(e.value)

@@ -10,7 +10,9 @@ Every item lives in one named queue and moves through these states::
 
 * A worker *claims* an item with one conditional UPDATE (``WHERE id = ? AND state = 'pending'
   ...``) and checks the row count, which is atomic in SQLite and PostgreSQL alike: two workers
-  can never hold the same item.
+  can never hold the same item. On PostgreSQL the candidate is picked with ``SELECT ... FOR
+  UPDATE SKIP LOCKED`` (workers on several hosts skip each other's rows instead of queueing
+  on them); on SQLite the claim holds the database's write lock (``BEGIN IMMEDIATE``).
 * A claim is a *lease* that expires; a live worker renews it (heartbeat). An item whose lease
   expired (its worker died) is claimed again by the next worker, as a new attempt, or is
   dead-lettered when it has no attempts left.
@@ -46,7 +48,6 @@ from sqlalchemy import (
     Row,
     String,
     Table,
-    Text,
     and_,
     delete,
     func,
@@ -57,7 +58,7 @@ from sqlalchemy import (
 )
 
 from gestic import db
-from gestic.db import UTCDateTime
+from gestic.db import PortableText, UTCDateTime
 from gestic.rpa.errors import LeaseLostError, QueueError
 
 __all__ = [
@@ -119,7 +120,7 @@ items_table = Table(
     Column("worker", String(128), nullable=True),
     Column("exception_type", String(16), nullable=True),
     Column("exception_code", String(64), nullable=True),
-    Column("exception_message", Text, nullable=True),
+    Column("exception_message", PortableText, nullable=True),
     Column("dead_letter", Boolean, nullable=False, default=False),
     Column("run_id", Integer, nullable=True),
     Index("ix_gestic_rpa_items_queue_state", "queue", "state", "available_at"),
@@ -149,7 +150,7 @@ attempts_table = Table(
     Column("outcome", String(16), nullable=True),
     Column("exception_type", String(16), nullable=True),
     Column("exception_code", String(64), nullable=True),
-    Column("exception_message", Text, nullable=True),
+    Column("exception_message", PortableText, nullable=True),
     Index("ix_gestic_rpa_attempts_item", "item_id"),
 )
 
@@ -280,6 +281,9 @@ class WorkQueue:
         )
         #: Read-only transactions (listing, counting): no write lock on SQLite.
         self._reader = self._engine.execution_options(**{db.READ_ONLY_OPTION: True})
+        #: PostgreSQL: claims and sweeps lock their rows (FOR UPDATE SKIP LOCKED). SQLite has
+        #: no row locks: its writers hold the database's write lock (BEGIN IMMEDIATE).
+        self._row_locks = self._engine.dialect.name == "postgresql"
 
     def __repr__(self) -> str:
         return f"WorkQueue({self.display_url!r})"
@@ -350,15 +354,16 @@ class WorkQueue:
     def sweep(self, queue: str) -> list[int]:
         """Dead-letter items of `queue` whose lease expired on their last allowed attempt."""
         now = _now()
+        expired = select(items_table.c.id, items_table.c.lease_owner).where(
+            items_table.c.queue == queue,
+            items_table.c.state == IN_PROGRESS,
+            items_table.c.lease_expires_at < now,
+            items_table.c.attempts >= items_table.c.max_attempts,
+        )
+        if self._row_locks:  # workers sweeping at once split the rows instead of deadlocking
+            expired = expired.order_by(items_table.c.id).with_for_update(skip_locked=True)
         with self._guard(f"sweep {queue}"), self._engine.begin() as conn:
-            rows = conn.execute(
-                select(items_table.c.id, items_table.c.lease_owner).where(
-                    items_table.c.queue == queue,
-                    items_table.c.state == IN_PROGRESS,
-                    items_table.c.lease_expires_at < now,
-                    items_table.c.attempts >= items_table.c.max_attempts,
-                )
-            ).all()
+            rows = conn.execute(expired).all()
             swept = []
             for row in rows:
                 result = conn.execute(
@@ -414,13 +419,19 @@ class WorkQueue:
                     and_(items_table.c.state == IN_PROGRESS, items_table.c.lease_expires_at < now),
                 ),
             )
+            pick = (
+                select(items_table.c.id, items_table.c.lease_owner)
+                .where(claimable)
+                .order_by(items_table.c.available_at, items_table.c.id)
+            )
+            if self._row_locks:
+                # Lock the one candidate; rows other workers (any host) are claiming right
+                # now are skipped, not waited for, so the UPDATE below cannot lose the race.
+                pick = pick.limit(1).with_for_update(skip_locked=True)
+            else:
+                pick = pick.limit(CLAIM_CANDIDATES)
             with self._guard(f"claim an item of {queue}"), self._engine.begin() as conn:
-                candidates = conn.execute(
-                    select(items_table.c.id, items_table.c.lease_owner)
-                    .where(claimable)
-                    .order_by(items_table.c.available_at, items_table.c.id)
-                    .limit(CLAIM_CANDIDATES)
-                ).all()
+                candidates = conn.execute(pick).all()
                 if not candidates:
                     return None
                 for cand in candidates:
@@ -625,7 +636,7 @@ class WorkQueue:
                 finished_at=now,
                 outcome=outcome,
                 exception_type=exception_type,
-                exception_code=code,
+                exception_code=(code or None) and str(code)[:64],  # the column is 64 wide
                 exception_message=message,
             )
         )
