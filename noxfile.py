@@ -170,7 +170,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff, mypy, ansible-lint and actionlint (.github/workflows)."""
+    """ruff, mypy, ansible-lint, robocop (the bots' suites) and actionlint (.github/workflows)."""
     _install(session, "lint")
     # the self-hosted runners' label, so that `runs-on: [self-hosted, linux, gestic]` is known
     session.run(str(_ensure_actionlint(session)), "-config-file", ".github/actionlint.yaml",
@@ -178,6 +178,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    session.run("robocop", "check", "--config", "robots/robocop.toml", "robots",
+                "tests/unit/data/rpa/robots")  # fmt: skip
     with session.chdir(ROOT / "playbooks"):  # so playbooks/ansible.cfg (roles_path) applies
         session.run("ansible-lint", "--profile", "production", ".")
 

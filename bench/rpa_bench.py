@@ -41,7 +41,8 @@ from gestic.paths import cache_dir
 from gestic.rpa.chaos import RobotKiller
 from gestic.rpa.manifest import SeedItem, load_bot
 from gestic.rpa.queue import DONE, WorkQueue
-from gestic.rpa.runner import RobotsEnv, Runner
+from gestic.rpa.robots_env import RobotsEnv
+from gestic.rpa.runner import Runner
 from gestic.tools import pgcluster
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,6 +7,7 @@ The robots' environment is built once into the cache (`gestic rpa env`) and reus
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import itertools
 import json
 import os
@@ -31,7 +32,9 @@ from gestic.rpa.chaos import RobotKiller
 from gestic.rpa.errors import RpaError
 from gestic.rpa.manifest import SeedItem, load_bot, load_seed
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
-from gestic.rpa.runner import BotRun, RobotsEnv, Runner, parse_output
+from gestic.rpa.results import BotRun, parse_output
+from gestic.rpa.robots_env import RobotsEnv
+from gestic.rpa.runner import Runner
 
 from ..paths import ROOT
 
@@ -528,3 +531,185 @@ def test_robots_killed_at_random_leave_every_item_done_exactly_once(
     }
     assert {k for k in done if done.count(k) > 1} <= abandoned
     assert not result.ok  # robots crashed: the run says so
+
+
+def _bot_with_suite(tmp_path: Path, suite: str, **manifest_changes: object) -> Path:
+    """A copy of the test bot whose robots run `suite` (a Robot Framework text)."""
+    root = tmp_path / "prueba"
+    shutil.copytree(TEST_BOTS / "prueba", root)
+    manifest = yaml.safe_load((root / "manifest.yaml").read_text())
+    manifest.update(manifest_changes)
+    (root / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    (root / "tasks" / "trabajar.robot").write_text(suite)
+    return root
+
+
+EXITS_AT_ONCE = """*** Tasks ***
+Salir Sin Tomar Nada
+    Log    me voy sin tomar ningún ítem
+"""
+
+CRASHES_AT_START = """*** Settings ***
+Library    RPA.Robocorp.WorkItems
+
+*** Tasks ***
+Fallar Al Arrancar
+    Fail    no hay con qué arrancar
+"""
+
+
+@pytest.mark.parametrize(
+    ("suite", "why"),
+    [
+        (EXITS_AT_ONCE, "exited with items ready"),
+        (CRASHES_AT_START, "exited with status 1: task 'Fallar Al Arrancar' failed"),
+    ],
+    ids=["exits-at-once", "crashes-at-start"],
+)
+def test_a_robot_that_finishes_nothing_is_restarted_with_backoff_then_the_run_fails(
+    runner: Runner, tmp_path: Path, suite: str, why: str
+) -> None:
+    bot = load_bot(
+        _bot_with_suite(
+            tmp_path,
+            suite,
+            max_robot_failures=3,
+            robot_backoff_seconds=0.5,
+            robot_backoff_max_seconds=0.8,
+        )
+    )
+    result = runner.run_bot(bot, seed=_items({"n": 1}, {"n": 2}))
+    assert len(result.robots) == 3  # bounded: not thousands of robots
+    assert result.duration_s >= 0.5 + 0.8  # the backoff between them (doubling, capped)
+    assert all(r.finished_items == 0 for r in result.robots)
+    assert result.queues["prueba.items"] == {"pending": 2}
+    assert not result.ok
+    assert result.gave_up is not None
+    assert "3 robots in a row ended without finishing an item" in result.gave_up
+    assert why in result.gave_up
+    assert "2 items left outstanding" in result.summary()
+    assert len(runner.ledger.runs(kind="rpa.robot")) == 3
+    run_row = runner.ledger.get(result.run_id)
+    assert run_row.status == "failed"
+    assert "gave up on the step" in (run_row.summary or "")
+
+
+def test_robots_that_make_progress_are_never_given_up_on(runner: Runner, tmp_path: Path) -> None:
+    # One item per robot: each robot ends after its item, so robots come and go all run long.
+    one_each = """*** Settings ***
+Library    RPA.Robocorp.WorkItems
+Library    Prueba.py    ${MARCAS}    ${PAUSA}
+
+*** Variables ***
+${MARCAS}    ${OUTPUT_DIR}
+${PAUSA}     0
+
+*** Tasks ***
+Procesar Un Solo Item
+    ${payload}=    Get Work Item Payload
+    Procesar Item De Prueba    ${payload}
+    Release Input Work Item    DONE
+"""
+    bot = load_bot(_bot_with_suite(tmp_path, one_each, max_robot_failures=1))
+    marks = tmp_path / "marks"
+    result = runner.run_bot(
+        bot, seed=_items({"n": 1}, {"n": 2}, {"n": 3}), variables={"MARCAS": str(marks)}
+    )
+    assert result.ok, result.summary()
+    assert len(result.robots) == 3
+    assert [r.finished_items for r in result.robots] == [1, 1, 1]
+    assert _done_marks(marks) == [1, 2, 3]
+
+
+def test_a_robot_killed_at_its_step_timeout_says_so(runner: Runner, tmp_path: Path) -> None:
+    root = _bot_with_suite(
+        tmp_path, (TEST_BOTS / "prueba" / "tasks" / "trabajar.robot").read_text()
+    )
+    manifest = yaml.safe_load((root / "manifest.yaml").read_text())
+    manifest["steps"][0]["timeout_minutes"] = 0.05  # 3 s
+    (root / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    bot = load_bot(root)
+    result = runner.run_bot(
+        bot, seed=_items({"n": 1}), variables={"MARCAS": str(tmp_path / "m"), "PAUSA": "60"}
+    )
+    assert result.duration_s < 30
+    [robot] = result.robots
+    assert robot.timed_out
+    assert (
+        robot.problem()
+        == f"robot {robot.output_dir.name} was killed at its step timeout (0.05 min)"
+    )
+    assert not result.ok
+    assert "killed at its step timeout" in result.summary()
+    row = runner.ledger.runs(kind="rpa.robot")[0]
+    assert row.status == "failed"
+    assert "killed at its step timeout" in (row.summary or "")
+
+
+def test_cli_one_invalid_manifest_does_not_stop_the_other_bots(tmp_path: Path) -> None:
+    robots = tmp_path / "robots"
+    shutil.copytree(ROOT / "robots", robots)
+    manifest = robots / "revision-accesos" / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("sla_minutes:", "sla_minutos:"))
+    env = {**os.environ, "GESTIC_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"}
+    listed = _gestic("rpa", "--robots", str(robots), "schedule", "--list", env=env)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "bot revision-accesos left out, its manifest is invalid" in listed.stdout
+    assert f"{manifest}:" in listed.stdout  # where, to the line
+    assert "conciliacion-pagos" in listed.stdout
+    assert "actualizacion-datos" in listed.stdout
+    bots = _gestic("rpa", "--robots", str(robots), "bots", env=env)
+    assert bots.returncode == 1  # the inventory of bots says some are broken
+    assert "1 bot manifests are invalid: revision-accesos" in bots.stdout
+    run = _gestic("rpa", "--robots", str(robots), "run", "revision-accesos", env=env)
+    assert run.returncode == 1
+    assert "sla_minutos: Extra inputs are not permitted" in run.stdout
+
+
+def test_conciliacion_codes_each_failure_by_what_failed(runner: Runner, tmp_path: Path) -> None:
+    copy = tmp_path / "conciliacion-pagos"
+    shutil.copytree(ROOT / "robots" / "conciliacion-pagos", copy)
+    manifest = yaml.safe_load((copy / "manifest.yaml").read_text())
+    manifest["max_attempts"] = 1  # one attempt each: the code is what this test reads
+    (copy / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    bot = load_bot(copy)
+    pago = {
+        "referencia": "PB-9", "fecha": "2026-11-30", "documento": "1010101010",
+        "credito": "ACC-2023-0001", "valor": "450000",
+    }  # fmt: skip
+
+    class OddAnswer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # a number where a list of loans belongs
+            body = b"5"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OddAnswer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        odd = runner.run_bot(
+            bot,
+            seed=_items(pago),
+            from_step="consumidor",
+            variables={"CARTERA_URL": f"http://127.0.0.1:{server.server_address[1]}"},
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    missing = runner.run_bot(
+        bot,
+        seed=_items(pago),
+        from_step="consumidor",
+        variables={"CARTERA_CSV": str(tmp_path / "no-existe.csv")},
+    )
+    codes = {
+        run.run_id: [i.exception_code for i in runner.queue.items(queue=bot.manifest.queue)
+                     if i.run_id == run.run_id]
+        for run in (odd, missing)
+    }  # fmt: skip
+    assert codes == {odd.run_id: ["ERROR_INESPERADO"], missing.run_id: ["CARTERA_NO_DISPONIBLE"]}

@@ -22,7 +22,8 @@ from gestic.rpa.broker import QueueBroker
 from gestic.rpa.manifest import load_bot
 from gestic.rpa.queue import BUSINESS, DONE, FAILED, WorkQueue
 from gestic.rpa.queue_client import BROKER_ENV, BROKER_KEY_ENV
-from gestic.rpa.runner import RobotsEnv, Runner, adapter_pythonpath
+from gestic.rpa.robots_env import RobotsEnv, adapter_pythonpath
+from gestic.rpa.runner import Runner
 
 
 @pytest.fixture

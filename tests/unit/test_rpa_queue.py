@@ -7,6 +7,7 @@ processes; no mocks.
 from __future__ import annotations
 
 import multiprocessing
+import re
 import time
 from collections.abc import Iterator
 from multiprocessing.synchronize import Barrier
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from gestic.rpa.errors import LeaseLostError, QueueError
+from gestic.rpa.payload import PayloadError
 from gestic.rpa.queue import (
     APPLICATION,
     BUSINESS,
@@ -336,3 +338,42 @@ def test_unavailable_database_is_a_clear_error(tmp_path: Path) -> None:
         WorkQueue("postgresql+psycopg://gestic:s3cr3t@127.0.0.1:1/ledger")
     assert "s3cr3t" not in str(e.value)
     assert "gestic:***@127.0.0.1:1" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        ([1, 2], "must be a JSON object (name: value pairs), not list"),
+        ("texto", "must be a JSON object (name: value pairs), not str"),
+        ({"monto": float("nan")}, "is not strict JSON"),
+        ({"monto": float("inf")}, "is not strict JSON"),
+        ({"cuando": time}, "is not JSON"),
+        ({"datos": "x" * 100_001}, "bytes of JSON, more than the 100000 allowed"),
+    ],
+    ids=["list", "string", "nan", "infinity", "not-json", "too-large"],
+)
+def test_payloads_are_bounded_json_objects(queue: WorkQueue, payload: object, why: str) -> None:
+    with pytest.raises(PayloadError, match=re.escape(why)):
+        queue.create(bot="b", queue="q", payload=payload)
+    assert queue.items() == []  # refused before anything was stored
+    item_id = queue.create(bot="b", queue="q", payload={"n": 1})
+    with pytest.raises(PayloadError, match=re.escape(why)):
+        queue.save_payload(item_id, payload)
+    assert queue.load_payload(item_id) == {"n": 1}
+    assert queue.create(bot="b", queue="q")
+    assert queue.items()[-1].payload == {}
+
+
+def test_outcomes_by_counts_what_a_worker_ended_itself(queue: WorkQueue) -> None:
+    ids = [queue.create(bot="b", queue="q", payload={"n": n}, max_attempts=2) for n in range(3)]
+    held = [queue.claim("q", lease_s=30, worker="w1") for _ in ids]
+    assert all(h is not None for h in held)
+    first, second, third = (h for h in held if h is not None)
+    assert first.lease_owner
+    assert second.lease_owner
+    queue.complete(first.id, first.lease_owner)
+    queue.fail(second.id, second.lease_owner, exception_type=APPLICATION, code="X")
+    # the third is still held: not ended, so not counted
+    assert queue.outcomes_by("w1") == {DONE: 1, "application": 1}
+    assert queue.outcomes_by("w2") == {}
+    assert third.state == IN_PROGRESS

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gestic.rpa.errors import ManifestError
-from gestic.rpa.manifest import Bot, discover, load_bot, load_seed
+from gestic.rpa.manifest import MANIFEST, Bot, catalog, discover, load_bot, load_seed
 from gestic.rpa.schedule import Scheduler, cron_problem, next_fire
 
 from ..paths import ROOT
@@ -158,3 +158,29 @@ def test_scheduler_stops_on_request_and_reports_errors(bot_copy: Path) -> None:
     assert errors == ["cada-cuarto: robot exploded"] * 2
     scheduler.stop.set()
     assert scheduler.serve() == 0
+
+
+def test_one_invalid_manifest_leaves_the_other_bots_usable(tmp_path: Path) -> None:
+    robots = tmp_path / "robots"
+    shutil.copytree(ROOT / "robots", robots)
+    broken = robots / "revision-accesos" / MANIFEST
+    broken.write_text(broken.read_text().replace("sla_minutes:", "sla_minutos:"))
+    found = catalog(robots)
+    assert set(found.bots) == {"conciliacion-pagos", "actualizacion-datos"}
+    assert set(found.broken) == {"revision-accesos"}
+    with pytest.raises(ManifestError, match=rf"{broken}:\d+: sla_minutos: Extra inputs"):
+        found.bot("revision-accesos")
+    with pytest.raises(ManifestError, match="no bot named 'otro'"):
+        found.bot("otro")
+    with pytest.raises(ManifestError, match="sla_minutos"):
+        discover(robots)  # the strict view (lint, tests) still refuses
+
+
+def test_seed_payloads_must_be_json_objects(tmp_path: Path) -> None:
+    seed = tmp_path / "work-items.json"
+    seed.write_text('[{"payload": {"n": 1}}, {"payload": {"monto": NaN}}]')
+    with pytest.raises(ManifestError, match=r"work-items.json: item 1: payload is not strict JSON"):
+        load_seed(seed)
+    seed.write_text('[{"payload": [1, 2]}]')
+    with pytest.raises(ManifestError, match=r"item 0: payload must be a JSON object"):
+        load_seed(seed)

@@ -43,9 +43,14 @@ Actualizar Un Beneficiario
     END
     TRY
         Go To    ${PORTAL_URL}/beneficiarios/${registro}[documento]/editar
-    EXCEPT    AS    ${error}
+    EXCEPT    TimeoutException: *    *net::ERR_*    type=GLOB    AS    ${error}
         Release Input Work Item    FAILED    exception_type=APPLICATION
         ...    code=PORTAL_NO_DISPONIBLE    message=${PORTAL_URL}: ${error}
+        RETURN
+    EXCEPT    AS    ${error}
+        # el navegador mismo falló (se cerró, perdió la sesión): no es una caída del portal
+        Release Input Work Item    FAILED    exception_type=APPLICATION
+        ...    code=NAVEGADOR_NO_DISPONIBLE    message=${error}
         RETURN
     END
     ${titulo}=    Get Title

@@ -2,7 +2,8 @@
 Documentation       Consumidor: concilia cada pago contra la cartera de créditos.
 ...                 Un pago mal formado o sin crédito que lo respalde es una excepción de negocio
 ...                 (BUSINESS, con código); una cartera que no responde es una falla técnica
-...                 (APPLICATION) que el orquestador reintenta.
+...                 (APPLICATION, CARTERA_NO_DISPONIBLE) que el orquestador reintenta; cualquier
+...                 otro error es APPLICATION ERROR_INESPERADO.
 
 Library             RPA.Robocorp.WorkItems
 Library             Conciliacion.py    ${CARTERA_URL}    ${CARTERA_CSV}
@@ -25,9 +26,15 @@ Conciliar Un Pago
     ${pago}=    Get Work Item Variables
     TRY
         ${resultado}=    Conciliar Pago Contra Cartera    ${pago}
-    EXCEPT    AS    ${error}
+    EXCEPT    CarteraNoDisponible: *    type=GLOB    AS    ${error}
         Release Input Work Item    FAILED    exception_type=APPLICATION
         ...    code=CARTERA_NO_DISPONIBLE    message=${error}
+        RETURN
+    EXCEPT    AS    ${error}
+        # cualquier otra falla es un error del robot, no de la cartera: se reintenta con su
+        # propio código para que la mesa de servicio no lo confunda con una caída
+        Release Input Work Item    FAILED    exception_type=APPLICATION
+        ...    code=ERROR_INESPERADO    message=${error}
         RETURN
     END
     Create Output Work Item    ${resultado}    save=${TRUE}

@@ -25,10 +25,12 @@ from gestic.lab import names
 from gestic.lab.network import netns_exists
 from gestic.ledger import LEDGER_URL_ENV, default_url
 from gestic.rpa.errors import RpaError
-from gestic.rpa.manifest import Bot, RpaSettings, discover, load_seed, load_settings
+from gestic.rpa.manifest import Bot, Catalog, RpaSettings, catalog, load_seed, load_settings
 from gestic.rpa.queue import WorkQueue
 from gestic.rpa.report import write_report
-from gestic.rpa.runner import ROBOTS_ENV_ENV, BotRun, RobotsEnv, Runner, interrupt_event
+from gestic.rpa.results import BotRun
+from gestic.rpa.robots_env import ROBOTS_ENV_ENV, RobotsEnv
+from gestic.rpa.runner import Runner, interrupt_event
 from gestic.rpa.schedule import Scheduler, timezone
 from gestic.rpa.sla import Period, at_risk
 
@@ -54,23 +56,29 @@ class RpaContext:
         self.ctx = ctx
         self.robots = (robots or Path(os.environ.get(ROBOTS_ENV) or ctx.root / "robots")).resolve()
         self._queue: WorkQueue | None = None
-        self._bots: dict[str, Bot] | None = None
+        self._catalog: Catalog | None = None
 
     @property
     def ledger_url(self) -> str:
         return os.environ.get(LEDGER_URL_ENV) or default_url()
 
     @property
+    def catalog(self) -> Catalog:
+        """The bots, read once; each invalid manifest is reported and its bot left out."""
+        if self._catalog is None:
+            self._catalog = catalog(self.robots)
+            for name, problem in self._catalog.broken.items():
+                console.print(f"[yellow]bot {name} left out, its manifest is invalid:[/]")
+                console.print(str(problem), markup=False)
+        return self._catalog
+
+    @property
     def bots(self) -> dict[str, Bot]:
-        if self._bots is None:
-            self._bots = discover(self.robots)
-        return self._bots
+        """The bots whose manifests are valid."""
+        return self.catalog.bots
 
     def bot(self, name: str) -> Bot:
-        if name not in self.bots:
-            known = ", ".join(sorted(self.bots)) or "none"
-            raise RpaError(f"no bot named {name!r} in {self.robots} (bots: {known})")
-        return self.bots[name]
+        return self.catalog.bot(name)
 
     @property
     def settings(self) -> RpaSettings:
@@ -189,7 +197,12 @@ def bots(obj: RpaContext) -> None:
             str(m.max_attempts),
             " -> ".join(s.name for s in m.steps),
         )
+    broken = _rpa(obj).catalog.broken
+    for name in broken:
+        table.add_row(name, "[red]invalid manifest[/]", "-", "-", "-", "-")
     console.print(table)
+    if broken:
+        raise RpaError(f"{len(broken)} bot manifests are invalid: {', '.join(broken)}")
 
 
 def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:

@@ -11,6 +11,8 @@ A manifest says what a bot's queues are, when it runs, and its service level::
     max_attempts: 3                      # APPLICATION failures are retried up to this
     lease_seconds: 60                    # a dead robot's item is picked up after this
     backoff_seconds: 30                  # first retry delay; doubles each retry
+    max_robot_failures: 5                # robots in a row that finish no item: give up
+    robot_backoff_seconds: 2             # wait before the next robot; doubles, capped at 60
     steps:                               # one suite per step; outputs feed the next step
       - name: productor
         queue: conciliacion-pagos.archivos
@@ -35,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from gestic.model.yamlsrc import Key, SourceMap, YamlSourceError, load_yaml
 from gestic.rpa.errors import ManifestError
+from gestic.rpa.payload import PayloadError, check_payload
 
 MANIFEST = "manifest.yaml"
 SETTINGS_FILE = Path("group_vars") / "all" / "rpa.yml"
@@ -71,6 +74,12 @@ class Manifest(_Frozen):
     lease_seconds: float = Field(default=60, ge=2)
     backoff_seconds: float = Field(default=30, ge=0)
     backoff_max_seconds: float = Field(default=3600, ge=0)
+    #: Robots of a step that may end in a row without finishing an item (crashed at start,
+    #: exited at once with items ready) before the run gives up on the step.
+    max_robot_failures: int = Field(default=5, ge=1, le=100)
+    #: Wait before starting a robot again after one such robot; doubles each time, capped.
+    robot_backoff_seconds: float = Field(default=2, ge=0)
+    robot_backoff_max_seconds: float = Field(default=60, ge=0)
     steps: tuple[Step, ...] = Field(min_length=1)
     #: Robot Framework variables every run gets (`gestic rpa run --var` overrides them).
     variables: dict[Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")], str] = {}
@@ -180,28 +189,59 @@ def load_bot(root: Path) -> Bot:
         add(("schedule",), why)
     if manifest.backoff_max_seconds < manifest.backoff_seconds:
         add(("backoff_max_seconds",), "must not be shorter than backoff_seconds")
+    if manifest.robot_backoff_max_seconds < manifest.robot_backoff_seconds:
+        add(("robot_backoff_max_seconds",), "must not be shorter than robot_backoff_seconds")
     if problems:
         raise ManifestError("invalid bot manifest:\n" + "\n".join(f"  - {p}" for p in problems))
     return Bot(manifest=manifest, root=root)
 
 
-def discover(robots_dir: Path) -> dict[str, Bot]:
-    """Every bot under `robots_dir` (a directory with a manifest.yaml), validated."""
-    bots: dict[str, Bot] = {}
-    errors: list[str] = []
+@dataclass(frozen=True, kw_only=True)
+class Catalog:
+    """The bots under a robots directory: the valid ones, and why the others are not."""
+
+    robots_dir: Path
+    bots: dict[str, Bot]
+    #: Directory name -> the manifest's problems, for every bot whose manifest is invalid.
+    broken: dict[str, ManifestError]
+
+    def bot(self, name: str) -> Bot:
+        """The bot named `name` (ManifestError with its problems if its manifest is invalid)."""
+        if name in self.broken:
+            raise self.broken[name]
+        if name not in self.bots:
+            known = ", ".join(sorted(self.bots)) or "none"
+            raise ManifestError(f"no bot named {name!r} in {self.robots_dir} (bots: {known})")
+        return self.bots[name]
+
+    def require_valid(self) -> dict[str, Bot]:
+        """Every bot, or one ManifestError listing each invalid manifest."""
+        if self.broken:
+            raise ManifestError("\n".join(str(e) for e in self.broken.values()))
+        return self.bots
+
+
+def catalog(robots_dir: Path) -> Catalog:
+    """Every bot under `robots_dir` (a directory with a manifest.yaml), each validated alone:
+    one invalid manifest does not hide the other bots (the scheduler keeps running them)."""
     if not robots_dir.is_dir():
         raise ManifestError(f"{robots_dir}: robots directory not found")
+    bots: dict[str, Bot] = {}
+    broken: dict[str, ManifestError] = {}
     for child in sorted(robots_dir.iterdir()):
         if (child / MANIFEST).is_file():
             try:
                 bot = load_bot(child)
             except ManifestError as exc:
-                errors.append(str(exc))
+                broken[child.name] = exc
                 continue
             bots[bot.name] = bot
-    if errors:
-        raise ManifestError("\n".join(errors))
-    return bots
+    return Catalog(robots_dir=robots_dir, bots=bots, broken=broken)
+
+
+def discover(robots_dir: Path) -> dict[str, Bot]:
+    """Every bot under `robots_dir`, all valid (else ManifestError listing every problem)."""
+    return catalog(robots_dir).require_valid()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,7 +281,11 @@ def load_seed(file: Path) -> list[SeedItem]:
                 raise ManifestError(
                     f"{file}: item {i}: file {name!r} ({path}): {exc.strerror}"
                 ) from exc
-        items.append(SeedItem(payload=entry.get("payload", {}), files=files))
+        try:
+            payload = check_payload(entry.get("payload"), what=f"item {i}: payload")
+        except PayloadError as exc:
+            raise ManifestError(f"{file}: {exc}") from exc
+        items.append(SeedItem(payload=payload, files=files))
     return items
 
 

@@ -60,6 +60,7 @@ from sqlalchemy import (
 from gestic import db
 from gestic.db import PortableText, UTCDateTime
 from gestic.rpa.errors import LeaseLostError, QueueError
+from gestic.rpa.payload import check_payload
 
 __all__ = [
     "APPLICATION",
@@ -152,6 +153,7 @@ attempts_table = Table(
     Column("exception_code", String(64), nullable=True),
     Column("exception_message", PortableText, nullable=True),
     Index("ix_gestic_rpa_attempts_item", "item_id"),
+    Index("ix_gestic_rpa_attempts_worker", "worker"),
 )
 
 
@@ -316,6 +318,7 @@ class WorkQueue:
             raise ValueError(f"a new item is pending, draft or done, not {state!r}")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, not {max_attempts}")
+        payload = check_payload(payload, what=f"payload of a new item in {queue}")
         now = created_at or _now()
         due = now + timedelta(minutes=sla_minutes) if sla_minutes is not None else None
         with self._guard(f"add an item to {queue}"), self._engine.begin() as conn:
@@ -325,7 +328,7 @@ class WorkQueue:
                     queue=queue,
                     parent_id=parent_id,
                     state=state,
-                    payload=payload if payload is not None else {},
+                    payload=payload,
                     created_at=now,
                     available_at=now,
                     updated_at=now,
@@ -613,6 +616,21 @@ class WorkQueue:
                 self.complete(int(row.id), str(row.lease_owner))
         return [int(r.id) for r in rows]
 
+    def outcomes_by(self, worker: str) -> dict[str, int]:
+        """How the attempts robot `worker` ended itself came out (done, business,
+        application), not counting items it abandoned by dying."""
+        query = (
+            select(attempts_table.c.outcome, func.count())
+            .where(
+                attempts_table.c.worker == worker,
+                attempts_table.c.finished_at.is_not(None),
+                attempts_table.c.outcome != ABANDONED,
+            )
+            .group_by(attempts_table.c.outcome)
+        )
+        with self._guard("count finished attempts"), self._reader.connect() as conn:
+            return {str(outcome): int(n) for outcome, n in conn.execute(query).all()}
+
     def _close_attempt(
         self,
         conn: Any,
@@ -712,6 +730,7 @@ class WorkQueue:
         return value
 
     def save_payload(self, item_id: int, payload: Any) -> None:
+        payload = check_payload(payload, what=f"payload of item {item_id}")
         with self._guard(f"save item {item_id}"), self._engine.begin() as conn:
             result = conn.execute(
                 update(items_table)

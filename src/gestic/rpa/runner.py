@@ -1,13 +1,11 @@
-"""Run bots: the robots' environment, robot processes, workers, and what the ledger keeps.
+"""Run bots: robot processes, the workers of each step, and what the ledger keeps.
 
-rpaframework pins Robot Framework and Selenium and brings ~100 packages, so robots run in an
-environment of their own (a virtualenv built from `robots/requirements.txt` into the cache),
-as subprocesses: ``<robots venv>/bin/python -m robot ...`` with
-``RPA_WORKITEMS_ADAPTER=gestic.rpa.adapter.GesticAdapter``. The few gestic modules the adapter
-needs (standard library only) are copied next to the run and put on PYTHONPATH. Robots never
-open the queue database: while a bot runs, the runner serves the queue to its robots over a
-private Unix socket (`gestic.rpa.broker`), so a robot starts without a database driver and
-without the ledger's credentials.
+Robots run in an environment of their own (`gestic.rpa.robots_env`), as subprocesses:
+``<robots venv>/bin/python -m robot ...`` with
+``RPA_WORKITEMS_ADAPTER=gestic.rpa.adapter.GesticAdapter``. Robots never open the queue
+database: while a bot runs, the runner serves the queue to its robots over a private Unix
+socket (`gestic.rpa.broker`), so a robot starts without a database driver and without the
+ledger's credentials.
 
 A run of a bot goes step by step. Each step's queue is worked by up to N robots at once; when
 robots end and items are still outstanding (a retry whose backoff has not passed, an item whose
@@ -15,6 +13,12 @@ robot died and whose lease has not expired yet), the runner waits for them and s
 again, until the queue is drained or the step's time is up. Every robot's output.xml and
 log.html are kept as run artifacts; the ledger gets one row per run (`rpa.run`) and one per
 robot (`rpa.robot`) with each task's status and time.
+
+Robots cannot run away: a robot that ends without finishing any item (it crashed at start, or
+exited at once while items were ready) is started again only after a backoff that doubles
+(`robot_backoff_seconds`), and after `max_robot_failures` such robots in a row the run gives up
+on the step and fails, saying why. One robot that finishes an item resets the count, so robots
+killed now and then (chaos tests, a host lost) never stop a run that makes progress.
 
 Robots can run inside a named network namespace (`Runner.netns`, e.g. the lab's router
 namespace: `gestic rpa run --lab`): each robot command is then prefixed with
@@ -27,46 +31,32 @@ remounts /sys): files, the broker's socket and the robots' environment are the s
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import os
 import select
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import gestic
 from gestic.lab import names
 from gestic.ledger import FAILED, LEDGER_URL_ENV, SUCCEEDED, Ledger
 from gestic.rpa.broker import QueueBroker
 from gestic.rpa.errors import RpaError
-from gestic.rpa.manifest import Bot, SeedItem, Step
-from gestic.rpa.queue import DONE, WorkQueue
+from gestic.rpa.manifest import Bot, Manifest, SeedItem, Step
+from gestic.rpa.queue import APPLICATION, WorkQueue, backoff_delay
+from gestic.rpa.results import BotRun, RobotResult, parse_output
+from gestic.rpa.robots_env import RobotsEnv, adapter_pythonpath
+
+__all__ = ["BotRun", "RobotResult", "Runner", "StepOutcome", "interrupt_event", "netns_command"]
 
 ADAPTER: Final = "gestic.rpa.adapter.GesticAdapter"
-#: The gestic modules a robot's adapter imports (standard library only): the adapter, the
-#: broker's client and the error classes.
-ADAPTER_MODULES: Final = (
-    "__init__.py",
-    "errors.py",
-    "rpa/__init__.py",
-    "rpa/errors.py",
-    "rpa/queue_client.py",
-    "rpa/adapter.py",
-)
-READY_MARK: Final = ".gestic-ready"
-#: A prebuilt robots' environment to use as is (bots hosts: the rpa_scheduler role's).
-ROBOTS_ENV_ENV: Final = "GESTIC_ROBOTS_ENV"
 #: Headless browser flags the browser bots get (see docs/rpa.md).
 BROWSER_ENV: Final = {
     "GESTIC_CHROMIUM": "/usr/bin/chromium",
@@ -104,190 +94,6 @@ def check_netns(netns: str) -> None:
         raise RpaError(f"entering network namespace {netns} needs root (CAP_SYS_ADMIN)")
 
 
-# -- the robots' environment ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class RobotsEnv:
-    """A virtualenv with rpaframework, built once per requirements file content."""
-
-    path: Path
-
-    @property
-    def python(self) -> Path:
-        return self.path / "bin" / "python"
-
-    @classmethod
-    def location(cls, requirements: Path, cache: Path) -> Path:
-        digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
-        tag = f"py{sys.version_info.major}{sys.version_info.minor}"
-        return cache / "rpa" / f"robots-{tag}-{digest}"
-
-    @classmethod
-    def existing(cls, path: Path) -> RobotsEnv:
-        """A robots' environment built elsewhere (e.g. installed by a role); never modified."""
-        env = cls(path=path)
-        if not env.python.is_file():
-            raise RpaError(
-                f"{ROBOTS_ENV_ENV}={path}: no robots' environment there ({env.python} is missing)"
-            )
-        return env
-
-    @classmethod
-    def ensure(cls, requirements: Path, cache: Path, *, log: Printer = _quiet) -> RobotsEnv:
-        """The robots' environment for `requirements`, created (and cached) if missing."""
-        if not requirements.is_file():
-            raise RpaError(f"{requirements}: the robots' requirements file is missing")
-        path = cls.location(requirements, cache)
-        env = cls(path=path)
-        if (path / READY_MARK).is_file():
-            return env
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.parent / f"{path.name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it right now
-            if (path / READY_MARK).is_file():
-                return env
-            shutil.rmtree(path, ignore_errors=True)
-            log(f"creating the robots' environment in {path} (once; takes a few seconds)")
-            # uv (a gestic dependency) installs rpaframework's ~150 packages 5-10x faster than
-            # pip, from the same index and with the same resolution rules
-            from uv import find_uv_bin  # noqa: PLC0415 - the bots hosts get a prebuilt env
-
-            uv = find_uv_bin()
-            steps = [
-                [uv, "venv", "--quiet", "--python", sys.executable, str(path)],
-                [
-                    uv,
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--python",
-                    str(env.python),
-                    "-r",
-                    str(requirements),
-                ],
-            ]
-            for cmd in steps:
-                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if proc.returncode != 0:
-                    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-                    raise RpaError(
-                        f"cannot create the robots' environment ({' '.join(cmd[:4])} ...): "
-                        + " | ".join(tail)
-                    )
-            (path / READY_MARK).write_text(requirements.read_text(encoding="utf-8"))
-        return env
-
-
-def adapter_pythonpath(state: Path) -> Path:
-    """A directory holding the gestic modules the adapter needs, current with this install."""
-    src = Path(gestic.__file__).resolve().parent
-    digest = hashlib.sha256()
-    for rel in ADAPTER_MODULES:
-        digest.update(rel.encode())
-        digest.update((src / rel).read_bytes())
-    target = state / "rpa" / f"pylib-{digest.hexdigest()[:12]}"
-    if not (target / READY_MARK).is_file():
-        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        for rel in ADAPTER_MODULES:
-            dest = tmp / "gestic" / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src / rel, dest)
-        (tmp / READY_MARK).write_text("")
-        try:
-            tmp.rename(target)
-        except OSError:  # another process made it first
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-# -- one robot ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class TaskResult:
-    name: str
-    status: str
-    elapsed_s: float
-    message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "elapsed_s": self.elapsed_s,
-            "message": self.message,
-        }
-
-
-@dataclass(frozen=True, kw_only=True)
-class RobotResult:
-    step: str
-    worker: str
-    rc: int
-    duration_s: float
-    output_dir: Path
-    tasks: tuple[TaskResult, ...]
-    held_at_exit: tuple[int, ...] = ()
-    timed_out: bool = False
-
-    @property
-    def killed(self) -> bool:
-        return self.rc < 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "worker": self.worker,
-            "rc": self.rc,
-            "duration_s": round(self.duration_s, 3),
-            "output_dir": str(self.output_dir),
-            "tasks": [t.as_dict() for t in self.tasks],
-            "held_at_exit": list(self.held_at_exit),
-            "timed_out": self.timed_out,
-        }
-
-
-def parse_output(output_xml: Path) -> tuple[TaskResult, ...]:
-    """Each task's status, time and message from a Robot Framework 7 output.xml."""
-    if not output_xml.is_file():
-        return ()
-    try:
-        root = ET.parse(output_xml).getroot()
-    except ET.ParseError:
-        return ()  # a robot killed while writing leaves a truncated file
-    tasks = []
-    for test in root.iter("test"):
-        status = test.find("status")
-        if status is None:
-            continue
-        elapsed = status.get("elapsed")
-        if elapsed is None:  # RF 6 format: starttime/endtime
-            elapsed_s = _rf6_elapsed(status.get("starttime"), status.get("endtime"))
-        else:
-            elapsed_s = float(elapsed)
-        tasks.append(
-            TaskResult(
-                name=test.get("name", ""),
-                status=status.get("status", "FAIL"),
-                elapsed_s=elapsed_s,
-                message=(status.text or "").strip(),
-            )
-        )
-    return tuple(tasks)
-
-
-def _rf6_elapsed(start: str | None, end: str | None) -> float:
-    if not start or not end:
-        return 0.0
-    fmt = "%Y%m%d %H:%M:%S.%f"
-    try:
-        return (datetime.strptime(end, fmt) - datetime.strptime(start, fmt)).total_seconds()
-    except ValueError:
-        return 0.0
-
-
 @dataclass(kw_only=True)
 class RobotProcess:
     """A robot started in the background (one worker)."""
@@ -299,6 +105,60 @@ class RobotProcess:
     started: float
     deadline: float
     timed_out: bool = False
+
+
+@dataclass(kw_only=True)
+class StepOutcome:
+    """The robots one step ran, and why it stopped early (None: its queue was worked)."""
+
+    robots: list[RobotResult] = field(default_factory=list)
+    gave_up: str | None = None
+
+
+@dataclass(kw_only=True)
+class RunawayGuard:
+    """Backoff and a bound for robots of one step that end without finishing an item."""
+
+    manifest: Manifest
+    step: Step
+    log: Printer = _quiet
+    clock: Callable[[], float] = time.monotonic
+    #: Robots in a row that finished nothing (reset by any robot that finished an item).
+    failures: int = 0
+    not_before: float = 0.0
+    gave_up: str | None = None
+
+    def robot_ended(self, robot: RobotResult, *, items_ready: bool) -> None:
+        if robot.finished_items > 0:
+            self.failures = 0
+            self.not_before = 0.0
+            return
+        if robot.clean and not items_ready:
+            return  # nothing was left for it: another robot took the last items
+        self.failures += 1
+        why = robot.problem() or f"robot {robot.output_dir.name} exited with items ready"
+        bound = self.manifest.max_robot_failures
+        if self.failures >= bound:
+            self.gave_up = (
+                f"step {self.step.name}: {self.failures} robots in a row ended without "
+                f"finishing an item (the last: {why}); gave up on the step, see "
+                f"{robot.output_dir / 'console.txt'}"
+            )
+            self.log(f"  {self.gave_up}")
+            return
+        delay = backoff_delay(
+            self.failures,
+            self.manifest.robot_backoff_seconds,
+            self.manifest.robot_backoff_max_seconds,
+        )
+        self.not_before = self.clock() + delay
+        self.log(
+            f"  {self.step.name}: {why} without finishing an item; next robot in {delay:g} s "
+            f"({self.failures} of {bound} before giving up)"
+        )
+
+    def may_start(self) -> bool:
+        return self.gave_up is None and self.clock() >= self.not_before
 
 
 @dataclass(kw_only=True)
@@ -418,6 +278,11 @@ class Runner:
         # A robot that ended cleanly with an item still reserved (a step that never releases
         # its input explicitly) completed it; one that died leaves it to its lease.
         held = self.queue.release_held(robot.worker, done=rc == 0 and not robot.timed_out)
+        outcomes = self.queue.outcomes_by(robot.worker)
+        clean = rc == 0 and not robot.timed_out
+        # A robot that crashed after failing its item for a technical reason (rpaframework
+        # fails the current item when a task fails) made no progress: only its retries did.
+        finished = sum(n for o, n in outcomes.items() if clean or o != APPLICATION.lower())
         result = RobotResult(
             step=robot.step.name,
             worker=robot.worker,
@@ -427,20 +292,23 @@ class Runner:
             tasks=parse_output(robot.output_dir / "output.xml"),
             held_at_exit=tuple(held),
             timed_out=robot.timed_out,
+            timeout_minutes=robot.step.timeout_minutes,
+            finished_items=finished,
         )
-        status = SUCCEEDED if rc == 0 else FAILED
         failed_tasks = [t.name for t in result.tasks if t.status == "FAIL"]
         summary = (
-            f"rc={rc}, {len(result.tasks)} tasks, {len(failed_tasks)} failed"
-            + (" (killed)" if result.killed else "")
-            + (" (timed out)" if robot.timed_out else "")
+            f"rc={rc}, {len(result.tasks)} tasks, {len(failed_tasks)} failed, "
+            f"{result.finished_items} items finished"
         )
+        if (problem := result.problem()) is not None:
+            summary += f" ({problem})"
         robot_run = self.ledger.start(
             kind="rpa.robot",
             target=f"{bot.name}/{robot.step.name}",
             details={"run": run_id},
             commit=self.ledger.get(run_id).commit,  # the bot run's, without asking git again
         )
+        status = SUCCEEDED if result.clean else FAILED
         self.ledger.finish(robot_run, status=status, summary=summary, details=result.as_dict())
         return result
 
@@ -456,11 +324,14 @@ class Runner:
         deadline: float,
         broker: QueueBroker,
         stop: threading.Event | None = None,
-    ) -> list[RobotResult]:
-        """Work `step`'s queue with up to `workers` robots until it is drained (or time is up)."""
+    ) -> StepOutcome:
+        """Work `step`'s queue with up to `workers` robots until it is drained (or time is up,
+        or too many robots in a row ended without finishing an item)."""
         limit = max(1, min(workers, step.workers or workers))
         running: list[RobotProcess] = []
-        results: list[RobotResult] = []
+        outcome = StepOutcome()
+        ended: list[RobotResult] = []  # finished since the queue was last looked at
+        guard = RunawayGuard(manifest=bot.manifest, step=step, log=self.log)
         serial = 0
         host = socket.gethostname()
         try:
@@ -468,7 +339,7 @@ class Runner:
                 for robot in list(running):
                     if robot.proc.poll() is not None:
                         running.remove(robot)
-                        results.append(self.finish_robot(bot, robot, run_id))
+                        ended.append(self.finish_robot(bot, robot, run_id))
                     elif time.monotonic() > robot.deadline and not robot.timed_out:
                         robot.timed_out = True
                         _terminate(robot.proc)
@@ -480,8 +351,17 @@ class Runner:
                     self.queue.sweep(step.queue)
                     counts = self.queue.counts(step.queue)
                 claimable = counts.pending + counts.expired
-                stopping = (stop is not None and stop.is_set()) or time.monotonic() > deadline
-                if not stopping:
+                for result in ended:
+                    guard.robot_ended(result, items_ready=claimable > 0)
+                outcome.robots += ended
+                ended = []
+                outcome.gave_up = guard.gave_up
+                stopping = (
+                    (stop is not None and stop.is_set())
+                    or time.monotonic() > deadline
+                    or guard.gave_up is not None
+                )
+                if not stopping and guard.may_start():
                     while claimable > len(running) and len(running) < limit:
                         serial += 1
                         worker = f"{host}:{os.getpid()}:r{run_id}:{step.name}:{serial}"
@@ -489,13 +369,14 @@ class Runner:
                         self.log(f"  {step.name}: robot {serial} started")
                         running.append(self.start_robot(bot, step, worker, out, variables, broker))
                 if not running and (counts.outstanding == 0 or stopping):
-                    return results
+                    return outcome
                 self._wait_for_one(running)
         finally:
+            outcome.robots += ended
             for robot in running:  # interrupted: stop our robots, their leases will expire
                 _terminate(robot.proc)
                 robot.proc.wait()
-                results.append(self.finish_robot(bot, robot, run_id))
+                outcome.robots.append(self.finish_robot(bot, robot, run_id))
 
     def _wait_for_one(self, running: list[RobotProcess]) -> None:
         """Sleep a poll interval, or less: back as soon as the oldest robot ends."""
@@ -564,13 +445,14 @@ class Runner:
             seeded = self.seed(bot, steps[0], seed, run_id=run.run_id) if seed else []
             started = time.monotonic()
             robots: list[RobotResult] = []
+            gave_up: str | None = None
             for step in steps:
                 if budget is not None:
                     deadline = started + budget
                 else:
                     deadline = time.monotonic() + step.timeout_minutes * 60
                 self.log(f"{bot.name}: step {step.name} (queue {step.queue})")
-                robots += self.run_step(
+                done = self.run_step(
                     bot,
                     step,
                     run_id=run.run_id,
@@ -581,6 +463,10 @@ class Runner:
                     broker=broker,
                     stop=stop,
                 )
+                robots += done.robots
+                if done.gave_up is not None:  # the next steps would only wait for its items
+                    gave_up = done.gave_up
+                    break
             outcome = BotRun(
                 run_id=run.run_id,
                 bot=bot.name,
@@ -591,6 +477,7 @@ class Runner:
                 sla_queue=bot.manifest.queue,
                 duration_s=time.monotonic() - started,
                 netns=self.netns,
+                gave_up=gave_up,
             )
             run.changed = outcome.processed
             run.summary = outcome.summary()
@@ -607,55 +494,6 @@ class Runner:
                 key = f"failed_{(item.exception_type or 'APPLICATION').lower()}"
             tally[key] = tally.get(key, 0) + 1
         return tally
-
-
-@dataclass(frozen=True, kw_only=True)
-class BotRun:
-    """What one run of a bot did."""
-
-    run_id: int
-    bot: str
-    artifacts: Path
-    robots: tuple[RobotResult, ...]
-    seeded: tuple[int, ...]
-    queues: dict[str, dict[str, int]]
-    sla_queue: str
-    duration_s: float
-    #: The network namespace the robots ran in (None: the orchestrator's own).
-    netns: str | None = None
-
-    @property
-    def processed(self) -> int:
-        return sum(n for tally in self.queues.values() for k, n in tally.items() if k != "pending")
-
-    @property
-    def ok(self) -> bool:
-        """No robot crashed and no item was left failing for a technical reason."""
-        crashed = any(r.killed or r.timed_out for r in self.robots)
-        technical = any(t.get("failed_application", 0) for t in self.queues.values())
-        return not crashed and not technical
-
-    def summary(self) -> str:
-        sla = self.queues.get(self.sla_queue, {})
-        return (
-            f"{len(self.robots)} robots; {self.sla_queue}: {sla.get(DONE, 0)} done, "
-            f"{sla.get('failed_business', 0)} business exceptions, "
-            f"{sla.get('failed_application', 0)} technical failures, "
-            f"{sla.get('pending', 0) + sla.get('in_progress', 0)} outstanding"
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "bot": self.bot,
-            "artifacts": str(self.artifacts),
-            "robots": [r.as_dict() for r in self.robots],
-            "seeded": list(self.seeded),
-            "queues": self.queues,
-            "sla_queue": self.sla_queue,
-            "duration_s": round(self.duration_s, 3),
-            "netns": self.netns,
-        }
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:
