@@ -561,7 +561,7 @@ Fallar Al Arrancar
 @pytest.mark.parametrize(
     ("suite", "why"),
     [
-        (EXITS_AT_ONCE, "exited with items ready"),
+        (EXITS_AT_ONCE, "exited while items were ready"),
         (CRASHES_AT_START, "exited with status 1: task 'Fallar Al Arrancar' failed"),
     ],
     ids=["exits-at-once", "crashes-at-start"],

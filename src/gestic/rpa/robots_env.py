@@ -40,7 +40,7 @@ ROBOTS_ENV_ENV: Final = "GESTIC_ROBOTS_ENV"
 Printer = Callable[[str], None]
 
 
-def _quiet(_: str) -> None:
+def quiet(_: str) -> None:
     return None
 
 
@@ -71,7 +71,7 @@ class RobotsEnv:
         return env
 
     @classmethod
-    def ensure(cls, requirements: Path, cache: Path, *, log: Printer = _quiet) -> RobotsEnv:
+    def ensure(cls, requirements: Path, cache: Path, *, log: Printer = quiet) -> RobotsEnv:
         """The robots' environment for `requirements`, created (and cached) if missing."""
         if not requirements.is_file():
             raise RpaError(f"{requirements}: the robots' requirements file is missing")

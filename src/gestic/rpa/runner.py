@@ -52,7 +52,7 @@ from gestic.rpa.errors import RpaError
 from gestic.rpa.manifest import Bot, Manifest, SeedItem, Step
 from gestic.rpa.queue import APPLICATION, WorkQueue, backoff_delay
 from gestic.rpa.results import BotRun, RobotResult, parse_output
-from gestic.rpa.robots_env import RobotsEnv, adapter_pythonpath
+from gestic.rpa.robots_env import Printer, RobotsEnv, adapter_pythonpath, quiet
 
 __all__ = ["BotRun", "RobotResult", "Runner", "StepOutcome", "interrupt_event", "netns_command"]
 
@@ -63,12 +63,6 @@ BROWSER_ENV: Final = {
     "GESTIC_CHROMEDRIVER": "/usr/bin/chromedriver",
 }
 NSENTER: Final = "nsenter"
-
-Printer = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    return None
 
 
 def netns_command(netns: str | None) -> list[str]:
@@ -121,7 +115,7 @@ class RunawayGuard:
 
     manifest: Manifest
     step: Step
-    log: Printer = _quiet
+    log: Printer = quiet
     clock: Callable[[], float] = time.monotonic
     #: Robots in a row that finished nothing (reset by any robot that finished an item).
     failures: int = 0
@@ -136,7 +130,7 @@ class RunawayGuard:
         if robot.clean and not items_ready:
             return  # nothing was left for it: another robot took the last items
         self.failures += 1
-        why = robot.problem() or f"robot {robot.output_dir.name} exited with items ready"
+        why = robot.problem() or f"robot {robot.output_dir.name} exited while items were ready"
         bound = self.manifest.max_robot_failures
         if self.failures >= bound:
             self.gave_up = (
@@ -153,7 +147,7 @@ class RunawayGuard:
         )
         self.not_before = self.clock() + delay
         self.log(
-            f"  {self.step.name}: {why} without finishing an item; next robot in {delay:g} s "
+            f"  {self.step.name}: no item finished ({why}); next robot in {delay:g} s "
             f"({self.failures} of {bound} before giving up)"
         )
 
@@ -170,7 +164,7 @@ class Runner:
     env: RobotsEnv
     state: Path
     artifacts: Path
-    log: Printer = _quiet
+    log: Printer = quiet
     poll_s: float = 0.2
     extra_env: Mapping[str, str] = field(default_factory=dict)
     #: Start every robot inside this named network namespace (/run/netns/<netns>), e.g. the
@@ -277,9 +271,9 @@ class Runner:
         duration = time.monotonic() - robot.started
         # A robot that ended cleanly with an item still reserved (a step that never releases
         # its input explicitly) completed it; one that died leaves it to its lease.
-        held = self.queue.release_held(robot.worker, done=rc == 0 and not robot.timed_out)
-        outcomes = self.queue.outcomes_by(robot.worker)
         clean = rc == 0 and not robot.timed_out
+        held = self.queue.release_held(robot.worker, done=clean)
+        outcomes = self.queue.outcomes_by(robot.worker)
         # A robot that crashed after failing its item for a technical reason (rpaframework
         # fails the current item when a task fails) made no progress: only its retries did.
         finished = sum(n for o, n in outcomes.items() if clean or o != APPLICATION.lower())
