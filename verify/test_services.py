@@ -127,7 +127,7 @@ def test_cartera_tables_have_rows(host: InfraHost, declared: Host) -> None:
     assert int(_psql(host, "SELECT max(version) FROM schema_version")) >= 1
 
 
-def test_only_the_sites_portal_hosts_may_connect(
+def test_only_the_sites_portal_hosts_and_the_monitoring_may_connect(
     host: InfraHost, declared: Host, model: Model
 ) -> None:
     _only(declared, "db")
@@ -145,6 +145,11 @@ def test_only_the_sites_portal_hosts_may_connect(
         if "web" in h.groups
     }
     assert expected, f"no web host at site {declared.site}"
+    if model.monitoring is not None:  # the monitoring's SQL probe, from every site
+        expected |= {
+            f"hostssl cartera gestic_monitor {model.hosts[s].address} scram-sha-256"
+            for s in model.monitoring.servers
+        }
     assert set(rules) == expected
 
 

@@ -237,6 +237,13 @@ def _describe(event: dict[str, Any]) -> str:
         "runner_on_unreachable": "UNREACHABLE",
     }
     state = verdict.get(kind, kind)
-    if state == "ok" and data.get("res", {}).get("changed"):
+    result = data.get("res", {})
+    if state == "ok" and result.get("changed"):
         state = "changed"
-    return f"  {data.get('host', '?')}: {state}: {data.get('task', '')}"
+    line = f"  {data.get('host', '?')}: {state}: {data.get('task', '')}"
+    if kind in ("runner_on_failed", "runner_on_unreachable"):
+        # what failed, in Ansible's words (no_log tasks arrive already censored)
+        reason = " ".join(str(result.get("msg") or result.get("stderr") or "").split())
+        if reason:
+            line += f": {reason[:400]}"
+    return line

@@ -11,7 +11,7 @@ from datetime import date
 
 import click
 
-from gestic.commands import access, backup, drill, logs, rpa, vulnscan
+from gestic.commands import access, backup, drill, indicators, logs, reports, rpa, vulnscan
 from gestic.context import Context
 from gestic.dr.plan import PLAN_FILE, load_plan
 
@@ -94,4 +94,15 @@ def _reports(click_ctx: click.Context, obj: Context) -> list[Step]:
             lambda: _invoke(click_ctx, access.report),
         ),
         ("vulnerability test report (lynis)", lambda: _invoke(click_ctx, vulnscan.report)),
+        (
+            f"both indicators of {period}: infrastructure (from Prometheus) and RPA",
+            lambda: _invoke(
+                click_ctx, indicators.COMMAND, period=None, lang="es", output=None,
+                from_ledger=False, months=6,
+            ),  # fmt: skip
+        ),
+        (
+            "index of the latest reports",
+            lambda: _invoke(click_ctx, reports.index, lang="es", output=None, evidence_dir=None),
+        ),
     ]

@@ -53,3 +53,21 @@ class UsageError(GesticError):
 
 class PgClusterError(GesticError):
     """A throwaway PostgreSQL cluster (tests, benchmarks) could not be started or stopped."""
+
+
+class MonitoringError(GesticError):
+    """The monitoring (Prometheus) could not be queried, or its data do not cover a period."""
+
+
+class MonitoringDataMissing(MonitoringError):
+    """Part of a period has no monitoring data: the indicator is not computed over it.
+
+    `gaps` lists, per service, the (start, end) spans without data (datetimes, UTC)."""
+
+    def __init__(self, message: str, gaps: dict[str, list[tuple[object, object]]]) -> None:
+        self.gaps = gaps
+        super().__init__(message)
+
+
+class IncidentError(GesticError):
+    """The incident records could not be read or written, or an incident is malformed."""

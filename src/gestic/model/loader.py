@@ -25,6 +25,7 @@ from gestic.model.schema import (
     Host,
     Lab,
     Model,
+    Monitoring,
     Service,
     Site,
 )
@@ -163,8 +164,9 @@ def _yaml_dates(data: Any, key: Key = ()) -> Iterable[Key]:
 KNOWN_SETTINGS = frozenset({
     "gestic_access_groups", "gestic_accounts", "gestic_backup_maintenance",
     "gestic_backup_passwords", "gestic_backup_policies", "gestic_backup_repositories",
-    "gestic_connection", "gestic_lab", "gestic_rpa_at_risk_window_minutes", "gestic_rpa_bots",
-    "gestic_rpa_target", "gestic_rpa_timezone", "gestic_services", "gestic_sites",
+    "gestic_connection", "gestic_lab", "gestic_monitoring", "gestic_rpa_at_risk_window_minutes",
+    "gestic_rpa_bots", "gestic_rpa_target", "gestic_rpa_timezone", "gestic_services",
+    "gestic_sites",
     "gestic_vulnscan_min_index",
 })  # fmt: skip
 #: The `gestic_*` variables a host may carry in hosts.yml.
@@ -318,6 +320,36 @@ def _cross_check(model: Model, problems: _Problems, keys: dict[str, Key]) -> Non
                     ("gestic_sites", site.name, "network"),
                     f"network {site.network} is outside the lab range {lab.range}",
                 )
+    _check_monitoring(model, keys, problems)
+
+
+def _check_monitoring(model: Model, keys: dict[str, Key], problems: _Problems) -> None:
+    """The monitoring's servers are hosts, every service has a probe and every tier a target."""
+    mon = model.monitoring
+    if mon is None:
+        return
+    for i, ref in enumerate(mon.servers):
+        if ref not in keys:
+            problems.add(("gestic_monitoring", "servers", i), f"unknown host '{ref}'")
+    for svc in model.services.values():
+        if svc.probe is None:
+            problems.add(
+                ("gestic_services", svc.name),
+                "no `probe`: the monitoring (gestic_monitoring) measures every service, say how "
+                "(kind: http|postgresql|ssh|tcp, port)",
+            )
+        if svc.tier not in mon.targets:
+            problems.add(
+                ("gestic_monitoring", "targets"),
+                f"no availability target for tier {svc.tier} (service '{svc.name}')",
+            )
+    for i, window in enumerate(mon.maintenance_windows):
+        for j, ref in enumerate(window.services):
+            if ref not in model.services:
+                problems.add(
+                    ("gestic_monitoring", "maintenance_windows", i, "services", j),
+                    f"unknown service '{ref}'",
+                )
 
 
 def _check_accounts(
@@ -426,6 +458,11 @@ def load_model(
     if "gestic_lab" in settings:
         lab = _validate(Lab, settings["gestic_lab"], ("gestic_lab",), problems)
     connection = _connection(root, settings, problems)
+    monitoring = None
+    if "gestic_monitoring" in settings:
+        monitoring = _validate(
+            Monitoring, settings["gestic_monitoring"], ("gestic_monitoring",), problems
+        )
     if lab is None and connection is None:
         problems.add(
             ("gestic_connection",),
@@ -448,6 +485,7 @@ def load_model(
         backup_policies=policies,
         lab=lab,
         connection=connection,
+        monitoring=monitoring,
         vault_files=tuple(settings[VAULTS_KEY]),
         accounts=accounts,
         access_groups=access_groups,

@@ -8,6 +8,7 @@ import re
 from datetime import date, datetime
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -109,6 +110,24 @@ class ServiceBackup(_Frozen):
     databases: tuple[str, ...] = ()
 
 
+class Probe(_Frozen):
+    """How the monitoring tells, from outside the service's hosts, whether it answers: an HTTP
+    GET of `path` (2xx), a real SQL query on `database`, an SSH banner, or a TCP connect."""
+
+    kind: Literal["http", "postgresql", "ssh", "tcp"]
+    port: int = Field(ge=1, le=65535)
+    path: str = Field(default="/", pattern=r"^/")
+    database: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> Probe:
+        if (self.kind == "postgresql") != (self.database is not None):
+            raise ValueError("a postgresql probe needs `database`, and only it takes one")
+        if self.kind != "http" and self.path != "/":
+            raise ValueError("only an http probe takes `path`")
+        return self
+
+
 class Service(_Frozen):
     name: Name
     description: str
@@ -119,6 +138,69 @@ class Service(_Frozen):
     rto_minutes: int = Field(gt=0)
     rpo_minutes: int = Field(gt=0)
     backup: ServiceBackup
+    probe: Probe | None = None
+
+
+def _aware(value: Any) -> Any:
+    """Times of a maintenance window carry their offset (2026-12-05T22:00:00-05:00)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("give the time with its UTC offset, e.g. 2026-12-05T22:00:00-05:00")
+    if isinstance(value, str) and not re.search(r"(Z|[+-][0-9]{2}:?[0-9]{2})$", value):
+        raise ValueError(f"{value!r}: give the time with its UTC offset (…T22:00:00-05:00)")
+    return value
+
+
+AwareTime = Annotated[datetime, BeforeValidator(_aware)]
+
+
+class MaintenanceWindow(_Frozen):
+    """Approved maintenance: the services' downtime inside it is not counted as unavailable."""
+
+    start: AwareTime
+    end: AwareTime
+    services: tuple[Name, ...] = ()  # empty: every service
+    reason: str = Field(min_length=1)
+    change: str | None = None  # the change request that approved it
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceWindow:
+        if self.end <= self.start:
+            raise ValueError("a maintenance window must end after it starts")
+        return self
+
+    def covers(self, service: str) -> bool:
+        return not self.services or service in self.services
+
+
+class Monitoring(_Frozen):
+    """The monitoring stack (Gestión del Servicio de la Infraestructura): Prometheus,
+    blackbox_exporter and Alertmanager on `servers` (one per site, so the measurement survives
+    the loss of a site; the first is read first), node_exporter on every host."""
+
+    servers: tuple[Name, ...] = Field(min_length=1)
+    scrape_interval_seconds: int = Field(default=15, ge=1, le=300)
+    retention_days: int = Field(default=400, ge=1)
+    timezone: str = "America/Bogota"
+    targets: dict[int, float]
+    """Availability target per service tier, in percent (e.g. {1: 99.5, 2: 99.0})."""
+    maintenance_windows: tuple[MaintenanceWindow, ...] = ()
+
+    @model_validator(mode="after")
+    def _valid(self) -> Monitoring:
+        if len(set(self.servers)) != len(self.servers):
+            raise ValueError("servers: a host is listed twice")
+        for tier, target in self.targets.items():
+            if not 0 < target < 100:
+                raise ValueError(f"targets: tier {tier}: {target} is not a percentage in (0, 100)")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 class ImageSpec(_Frozen):
@@ -246,6 +328,7 @@ class Model(_Frozen):
     backup_policies: dict[str, BackupPolicy]
     lab: Lab | None = None
     connection: Connection | None = None
+    monitoring: Monitoring | None = None
     vault_files: tuple[str, ...] = ()
     """group_vars/all files encrypted with ansible-vault (the environment's secrets)."""
     accounts: dict[str, Account] = Field(default_factory=dict)

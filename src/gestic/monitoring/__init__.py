@@ -1,0 +1,2 @@
+"""The infrastructure service indicator: Prometheus data into availability, outages and
+incidents."""
