@@ -11,7 +11,17 @@ from datetime import date
 
 import click
 
-from gestic.commands import access, backup, drill, indicators, logs, reports, rpa, vulnscan
+from gestic.commands import (
+    access,
+    backup,
+    drill,
+    incidents,
+    indicators,
+    logs,
+    reports,
+    rpa,
+    vulnscan,
+)
 from gestic.context import Context
 from gestic.dr.plan import PLAN_FILE, load_plan
 
@@ -76,6 +86,12 @@ def _robots(click_ctx: click.Context, obj: Context) -> list[Step]:
     ]
 
 
+#: `gestic indicators` as the demo runs it: this month, Spanish, the default output, 6 months.
+_INDICATOR_OPTIONS: dict[str, object] = {
+    "period": None, "lang": "es", "output": None, "from_ledger": False, "months": 6,
+}  # fmt: skip
+
+
 def _reports(click_ctx: click.Context, obj: Context) -> list[Step]:
     period = date.today().strftime("%Y-%m")
 
@@ -95,11 +111,12 @@ def _reports(click_ctx: click.Context, obj: Context) -> list[Step]:
         ),
         ("vulnerability test report (lynis)", lambda: _invoke(click_ctx, vulnscan.report)),
         (
+            "incidents: the monitoring's alerts and the ledger's breaches",
+            lambda: _invoke(click_ctx, incidents.sync, since=None),
+        ),
+        (
             f"both indicators of {period}: infrastructure (from Prometheus) and RPA",
-            lambda: _invoke(
-                click_ctx, indicators.COMMAND, period=None, lang="es", output=None,
-                from_ledger=False, months=6,
-            ),  # fmt: skip
+            lambda: _invoke(click_ctx, indicators.COMMAND, **_INDICATOR_OPTIONS),
         ),
         (
             "index of the latest reports",

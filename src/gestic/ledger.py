@@ -246,6 +246,11 @@ class Ledger:
     def __repr__(self) -> str:
         return f"Ledger({self.display_url!r})"
 
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL (with its password: never print it, `display_url` is masked)."""
+        return self._url
+
     def close(self) -> None:
         """Release the database connections."""
         self._engine.dispose()

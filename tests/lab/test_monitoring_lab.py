@@ -122,7 +122,7 @@ def test_portal_outage_costs_its_time_and_becomes_one_resolved_incident(
     assert added >= 1
     again, _ = sync_alert_incidents(ctx, since=since)
     assert again == 0, "a second sync of the same alerts must change nothing"
-    log = IncidentLog.from_env()
+    log = IncidentLog.beside(ctx.ledger)
     try:
         found = [
             r for r in log.list(target=ctx.target, source="alert")

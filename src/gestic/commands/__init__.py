@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from gestic import reports
+from gestic.reports import DEFAULT_LANG, LANGS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,8 +22,8 @@ def lang_option(help: str | None = None) -> Callable[[F], F]:
     """The `--lang` option of the commands that write reports: es (the default) or en."""
     return click.option(
         "--lang",
-        type=click.Choice(reports.LANGS),
-        default=reports.DEFAULT_LANG,
+        type=click.Choice(LANGS),
+        default=DEFAULT_LANG,
         show_default=True,
         help=help,
     )

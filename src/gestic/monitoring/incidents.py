@@ -42,7 +42,7 @@ from sqlalchemy import (
 from gestic import db
 from gestic.db import PortableText, UTCDateTime
 from gestic.errors import IncidentError
-from gestic.ledger import LEDGER_URL_ENV, default_url
+from gestic.ledger import LEDGER_URL_ENV, Ledger, default_url
 
 Source = Literal["alert", "backup", "drill", "rpa", "vulnscan"]
 SOURCES: Final[tuple[Source, ...]] = ("alert", "backup", "drill", "rpa", "vulnscan")
@@ -178,6 +178,11 @@ class IncidentLog:
     def from_env(cls) -> IncidentLog:
         return cls(os.environ.get(LEDGER_URL_ENV) or default_url())
 
+    @classmethod
+    def beside(cls, ledger: Ledger) -> IncidentLog:
+        """The incident records in the same database as `ledger`."""
+        return cls(ledger.url)
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -191,16 +196,15 @@ class IncidentLog:
         t = incidents_table
         inc = incident
         with self._guard(f"record incident {inc.key}"), self._engine.begin() as conn:
-            end = inc.ended_at or datetime.max.replace(tzinfo=UTC)
-            candidates = conn.execute(
-                select(t).where(
-                    t.c.target == target,
-                    t.c.source == inc.source,
-                    t.c.key == inc.key,
-                    t.c.started_at <= end + slack,
-                    or_(t.c.ended_at.is_(None), t.c.ended_at >= inc.started_at - slack),
-                )
-            ).all()
+            overlapping = [
+                t.c.target == target,
+                t.c.source == inc.source,
+                t.c.key == inc.key,
+                or_(t.c.ended_at.is_(None), t.c.ended_at >= inc.started_at - slack),
+            ]
+            if inc.ended_at is not None:  # an open sighting overlaps everything after it
+                overlapping.append(t.c.started_at <= inc.ended_at + slack)
+            candidates = conn.execute(select(t).where(*overlapping)).all()
             if not candidates:
                 now = _now()
                 result = conn.execute(
@@ -276,6 +280,23 @@ class IncidentLog:
             query = query.limit(limit)
         with self._guard("list incidents"), self._engine.connect() as conn:
             return [_row(r) for r in conn.execute(query).all()]
+
+    def resolve(self, incident_id: int, *, when: datetime, by: str, note: str) -> IncidentRecord:
+        """Close an open incident by hand (an RPA item failed for good, a host retired...)."""
+        current = self.get(incident_id)
+        if not current.open:
+            raise IncidentError(f"incident {incident_id} is already closed (at {current.ended_at})")
+        if when < current.started_at:
+            raise IncidentError(f"incident {incident_id} started after {when.isoformat()}")
+        t = incidents_table
+        details = {**current.details, "resolved_by": by, "resolution": note}
+        with self._guard(f"resolve incident {incident_id}"), self._engine.begin() as conn:
+            conn.execute(
+                update(t).where(t.c.id == incident_id, t.c.ended_at.is_(None)).values(
+                    ended_at=when, details=details, updated_at=_now()
+                )
+            )  # fmt: skip
+        return self.get(incident_id)
 
     def get(self, incident_id: int) -> IncidentRecord:
         t = incidents_table

@@ -135,7 +135,7 @@ def sync_alert_incidents(
     found, notes = alerts.collect(
         apis(ctx), since=since, until=now, interval=mon.scrape_interval_seconds
     )
-    log = IncidentLog.from_env()
+    log = IncidentLog.beside(ctx.ledger)
     try:
         return log.record_all(ctx.target, found), notes
     finally:
