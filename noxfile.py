@@ -186,7 +186,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks into bench/results.json: lab, converge, RPA, DR and DR chaos (`-- NAME...`)."""
+    """Benchmarks into bench/results.json: lab, converge, RPA, monitoring, DR, chaos (`-- NAME`)."""
     _ensure_root(session)
     _ensure_debian_packages(session)
     _install(session)
@@ -199,15 +199,19 @@ def bench(session: nox.Session) -> None:
             session.run(
                 "python", str(ROOT / "bench" / f"{name}_bench.py"), "--output", results, *extra
             )
-    if not only or "dr" in only:
-        # The DR benchmark needs a converged lab of its own: a separate lab name and state dir.
+    on_lab = [n for n in ("monitoring", "dr") if not only or n in only]
+    if on_lab:
+        # These need a converged lab of their own: a separate lab name and state dir.
         env = {"GESTIC_LAB_NAME": "bench", "GESTIC_STATE_DIR": str(ROOT / ".gestic" / "bench")}
         session.run("gestic", "infra", "up", "--stack", "lab", "--quiet", env=env)
         try:
             session.run("gestic", "converge", env=env)
-            session.run("python", str(ROOT / "bench" / "dr_bench.py"), "--output", results, env=env)
-            # 20 test drills killed at random points, each recovered and checked clean
-            session.run("python", str(ROOT / "bench" / "dr_chaos.py"), "--output", results, env=env)
+            for name in on_lab:
+                session.run("python", str(ROOT / "bench" / f"{name}_bench.py"), "--output",
+                            results, env=env)  # fmt: skip
+            if "dr" in on_lab:  # 20 test drills killed at random points, each recovered clean
+                session.run("python", str(ROOT / "bench" / "dr_chaos.py"), "--output", results,
+                            env=env)  # fmt: skip
         finally:
             session.run("gestic", "infra", "destroy", "--stack", "lab", "--quiet", env=env)
     # the fast-feedback goals side by side, from whatever sections the file now holds

@@ -38,6 +38,8 @@ def goals(document: dict[str, Any]) -> list[dict[str, Any]]:
         ("chaos: queue items lost while robots are killed", ("rpa", "chaos", "lost"), 0, "<="),
         ("chaos: queue items completed twice", ("rpa", "chaos", "completed_twice"), 0, "<="),
         ("chaos: killed drills not recovered to a clean lab", ("dr_chaos", "lost"), 0, "<="),
+        ("monitoring stack memory on its host, worst server (MB)",
+         ("monitoring", "max_rss_total_mb"), 200.0, "<="),
         ("queue on PostgreSQL, 4 workers: items processed twice",
          ("rpa_queue", "postgresql", "workers_4", "processed_twice"), 0, "<="),
     ]  # fmt: skip

@@ -92,4 +92,8 @@ def test_demo_steps_of_each_phase_reuse_the_commands() -> None:
     assert [t.split(":")[0] for t in titles["robots"]] == [
         f"robot {bot}" for bot in demo_steps.DEMO_BOTS
     ]
-    assert len(titles["reports"]) == 4
+    assert len(titles["reports"]) == 7
+    # incidents before the indicators, the index of every report last
+    assert titles["reports"][4].startswith("incidents")
+    assert titles["reports"][5].startswith("both indicators")
+    assert titles["reports"][6] == "index of the latest reports"

@@ -16,11 +16,12 @@ import pytest
 from click.testing import CliRunner
 
 from gestic.cli import cli
+from gestic.console import console
 from gestic.context import Context
 from gestic.errors import IncidentError
 from gestic.ledger import LEDGER_URL_ENV, Ledger
 from gestic.monitoring import alerts, breaches
-from gestic.monitoring.incidents import Incident, IncidentLog, export, mttr_by_month
+from gestic.monitoring.incidents import Incident, IncidentLog, export, mttr_by_month, recurring
 from gestic.rpa.sla import Breach
 
 from ..paths import LAB_INVENTORY
@@ -126,6 +127,18 @@ def test_mttr_is_per_month_in_the_zone_and_export_has_the_desk_columns(log: Inci
     assert [r["open"] for r in rows] == ["True", "False", "False", "False"]
     data = json.loads(export(records, "json"))
     assert [d["duration_s"] for d in data] == [None, 240.0, 1800.0, 600.0]
+
+
+def test_a_failure_that_keeps_recurring_is_a_candidate_problem(log: IncidentLog) -> None:
+    for start in (0, 30, 60):
+        log.record("lab", _alert(start, start + 2))
+    log.record("lab", _alert(90, None))
+    log.record("lab", _alert(0, 1, key="GesticHostDown/host=db-p1"))
+    (problem,) = recurring(log.list(target="lab"), min_count=3)
+    assert (problem.key, problem.count, problem.open) == ("GesticServiceDown/service=portal", 4, 1)
+    assert problem.down_s == 360
+    assert (problem.first, problem.last) == (_at(0), _at(90))
+    assert recurring(log.list(target="lab"), min_count=5) == []
 
 
 def test_alert_firings_split_on_gaps_and_a_recent_one_stays_open() -> None:
@@ -253,7 +266,7 @@ def test_the_incidents_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     monkeypatch.setenv("GESTIC_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv(LEDGER_URL_ENV, url)
-    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(console, "_width", 250)  # rich read COLUMNS when it was made
     target = Context.from_env(LAB_INVENTORY).target
     log = IncidentLog(url)
     now = datetime.now(UTC)
@@ -292,5 +305,8 @@ def test_the_incidents_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     exported = CliRunner().invoke(cli, [*base, "export", "--format", "csv", "--output", str(out)])
     assert exported.exit_code == 0, exported.output
     assert len(list(csv.DictReader(out.open(encoding="utf-8")))) == 2
+    problems = CliRunner().invoke(cli, [*base, "problems", "--min-count", "2"])
+    assert problems.exit_code == 0, problems.output
+    assert "no failure recurred 2 times or more" in problems.output
     as_json = CliRunner().invoke(cli, [*base, "export", "--format", "json"])
     assert [d["source"] for d in json.loads(as_json.output)] == ["backup", "alert"]

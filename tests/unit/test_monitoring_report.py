@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gestic.cli import cli
+from gestic.console import console
 from gestic.errors import MonitoringDataMissing, MonitoringError, UsageError
 from gestic.ledger import LEDGER_URL_ENV, Ledger
 from gestic.model import Model, load_model
@@ -266,7 +267,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ledger:
     monkeypatch.setenv(LEDGER_URL_ENV, f"sqlite:///{tmp_path / 'ledger.db'}")
     monkeypatch.delenv("GESTIC_LAB_NAME", raising=False)
     monkeypatch.delenv("GESTIC_ROBOTS_DIR", raising=False)
-    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(console, "_width", 250)  # rich read COLUMNS when it was made
     return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
 
 

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from gestic import reports_index
 from gestic.cli import cli
+from gestic.console import console
 from gestic.errors import UsageError
 from gestic.ledger import LEDGER_URL_ENV, Ledger
 from gestic.model import load_model
@@ -208,7 +209,7 @@ def test_the_reports_index_command(
     artifacts, evidence = tree
     monkeypatch.setenv("GESTIC_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv(LEDGER_URL_ENV, f"sqlite:///{tmp_path / 'ledger.db'}")
-    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(console, "_width", 250)  # rich read COLUMNS when it was made
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}").record(
         kind="backup.check", target="portal"
     ) as run:

@@ -208,6 +208,29 @@ def resolve(obj: Context, incident_id: int, note: str) -> None:
     console.print(f"resolved incident {record.id} after {_duration(record.duration_s)}")
 
 
+@COMMAND.command(name="problems")
+@click.option("--min-count", default=3, show_default=True, type=click.IntRange(2, 1000),
+              help="Times the same failure must recur.")  # fmt: skip
+@click.option("--since", default=None, help="Overlapping this date or later (default: 90 days).")
+@click.pass_obj
+def problems(obj: Context, min_count: int, since: str | None) -> None:
+    """Failures that keep recurring: candidate problems (Gestión de Problemas)."""
+    zone = _zone(obj)
+    found = incidents.recurring(_records(obj, since=_since(since, 90)), min_count=min_count)
+    table = Table(title=f"recurring failures of {obj.target} (>= {min_count} incidents)")
+    for col in ("source", "key", "service", "host", "incidents", "open", "down", "first", "last"):
+        table.add_column(col)
+    for r in found:
+        table.add_row(
+            r.source, r.key, r.service or "-", r.host or "-", str(r.count), str(r.open),
+            _duration(r.down_s), r.first.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            r.last.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        )  # fmt: skip
+    console.print(table)
+    if not found:
+        console.print(f"no failure recurred {min_count} times or more")
+
+
 @COMMAND.command(name="export")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
 @click.option("--since", default=None, help="Overlapping this date or later (default: 90 days).")

@@ -319,6 +319,45 @@ def mttr_by_month(records: Sequence[IncidentRecord], zone: Any) -> dict[str, flo
     return {m: sum(v) / len(v) for m, v in sorted(sums.items())}
 
 
+@dataclass(frozen=True, kw_only=True)
+class Recurring:
+    """The same failure (source and key) recorded again and again: a candidate problem
+    (Procedimiento Gestión de Problemas) for its root cause to be found."""
+
+    source: str
+    key: str
+    service: str | None
+    host: str | None
+    count: int
+    first: datetime
+    last: datetime
+    down_s: float  # summed duration of the resolved ones
+    open: int
+
+
+def recurring(records: Sequence[IncidentRecord], *, min_count: int) -> list[Recurring]:
+    """Failures recorded at least `min_count` times among `records`, the most frequent first."""
+    groups: dict[tuple[str, str], list[IncidentRecord]] = {}
+    for rec in records:
+        groups.setdefault((rec.source, rec.key), []).append(rec)
+    found = [
+        Recurring(
+            source=source,
+            key=key,
+            service=group[0].service,
+            host=group[0].host,
+            count=len(group),
+            first=min(r.started_at for r in group),
+            last=max(r.started_at for r in group),
+            down_s=sum(r.duration_s or 0.0 for r in group),
+            open=sum(1 for r in group if r.open),
+        )
+        for (source, key), group in groups.items()
+        if len(group) >= min_count
+    ]
+    return sorted(found, key=lambda r: (-r.count, -r.down_s, r.key))
+
+
 def export(records: Sequence[IncidentRecord], fmt: Literal["csv", "json"]) -> str:
     """The records as CSV (one row each, the service desk's columns) or a JSON list."""
     if fmt == "json":
