@@ -3,7 +3,7 @@
 Needs a lab that is up and converged (the `dr` step of `nox -s bench` builds one). First one
 whole `gestic drill --scenario site-loss --test` is timed (T). Then, `--points` times: a drill
 is started in its own process group and the whole group (gestic, ansible-playbook, ssh) is
-SIGKILLed at a random moment in [1 s, T]; recovery alternates between `gestic drill cleanup`
+SIGKILLed at a random moment in [1 s, T]; recovery alternates between `gestic drill failback`
 and a rerun of the drill; afterwards a cleanup must find nothing left to undo (no isolation
 rule, no stopped host, no recovered service on a DR host, no drill state). Only processes this
 script started are killed, by process group id. Figures: faults injected, recovered, lost (a

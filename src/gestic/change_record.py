@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from gestic.errors import GesticError, ModelError
+from gestic.errors import ChangeRecordError, ModelError
 from gestic.ledger import Ledger, RunRecord
 from gestic.model import Model, load_model
 from gestic.reports import Lang
@@ -28,10 +28,6 @@ from gestic.reports import Lang
 VERIFY_KINDS = ("converge", "converge.check", "verify", "drift", "policy.check")
 VERIFY_PREFIXES = ("infra.", "drill", "backup")
 RISK = {1: "high", 2: "medium", 3: "low"}
-
-
-class ChangeRecordError(GesticError):
-    """The change record could not be built (bad range, not a git checkout...)."""
 
 
 def _git(root: Path, *args: str) -> str:

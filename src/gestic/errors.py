@@ -7,6 +7,9 @@ class GesticError(Exception):
     """Base of every error gestic reports to its users."""
 
 
+# --- The model (inventory) and the YAML files it is read from.
+
+
 class ModelError(GesticError):
     """The declarative model (inventory) is invalid; carries every problem found."""
 
@@ -15,12 +18,22 @@ class ModelError(GesticError):
         super().__init__("invalid model:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+class YamlSourceError(GesticError):
+    """A YAML file could not be parsed or has a duplicate key (message names file and line)."""
+
+
+# --- The lab datacenter.
+
+
 class LabError(GesticError):
     """The lab datacenter could not be built, inspected or removed."""
 
 
 class NotRootError(LabError):
     """The lab needs root (network namespaces, mounts, systemd-nspawn)."""
+
+
+# --- The tools gestic drives: Pulumi, Ansible, testinfra.
 
 
 class EngineError(GesticError):
@@ -33,6 +46,24 @@ class AnsibleError(GesticError):
 
 class VerifyError(GesticError):
     """Verification (testinfra) found hosts that do not match the model."""
+
+
+# --- Drift and policy of the stacks.
+
+
+class DriftFound(GesticError):
+    """The environment differs from the repository."""
+
+
+class PolicyViolation(GesticError):
+    """A mandatory policy rule is violated."""
+
+
+class PolicyCheckError(GesticError):
+    """The production program could not be run under mocks (bad model or config)."""
+
+
+# --- The run ledger, secrets, command use and throwaway databases.
 
 
 class LedgerError(GesticError):
@@ -53,6 +84,87 @@ class UsageError(GesticError):
 
 class PgClusterError(GesticError):
     """A throwaway PostgreSQL cluster (tests, benchmarks) could not be started or stopped."""
+
+
+# --- The production stacks (vSphere): configuration and plan.
+
+
+class ConfigError(GesticError):
+    """The production stack configuration is invalid (every problem names file, key and line)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "invalid production stack configuration:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+class ProductionPlanError(GesticError, ValueError):
+    """The model cannot be turned into production VMs (the message names what to fix)."""
+
+
+# --- Compliance evidence: change records, vulnerability tests, log review, process map.
+
+
+class ChangeRecordError(GesticError):
+    """The change record could not be built (bad range, not a git checkout...)."""
+
+
+class VulnscanError(GesticError):
+    """A lynis report or the vulnerability-test settings cannot be read."""
+
+
+class LogReviewError(GesticError):
+    """The log review could not read its settings, its period or the central logs."""
+
+
+class ProcessMapError(GesticError):
+    """docs/process.yml is invalid, names a path that does not exist, or the page is stale."""
+
+
+# --- Backups and disaster recovery.
+
+
+class DrError(GesticError):
+    """A backup, restore verification or drill could not be prepared or run."""
+
+
+class PlanError(DrError):
+    """The DR plan (dr/plan.yml) or the backup repositories are invalid; names file and line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid DR plan:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class DrillError(DrError):
+    """A drill failed: a wave, a service, a probe, a breached target or a dirty cleanup."""
+
+
+# --- Robotic process automation.
+
+
+class RpaError(GesticError):
+    """A bot could not be loaded, run, scheduled or reported on."""
+
+
+class ManifestError(RpaError):
+    """A bot's manifest or the RPA settings are invalid (the message names file, key, line)."""
+
+
+class QueueError(RpaError):
+    """The work-item queue database is unavailable or refused an operation."""
+
+
+class LeaseLostError(QueueError):
+    """A worker tried to release an item it no longer holds (its lease expired and was taken)."""
+
+
+class PayloadError(QueueError):
+    """A work item's payload is not a JSON object of bounded size."""
+
+
+# --- Monitoring and incidents.
 
 
 class MonitoringError(GesticError):

@@ -31,13 +31,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gestic import reports
-from gestic.errors import GesticError
-from gestic.model.yamlsrc import SourceMap, YamlSourceError, load_yaml
-
-
-class LogReviewError(GesticError):
-    """The log review could not read its settings, its period or the central logs."""
-
+from gestic.errors import LogReviewError, YamlSourceError
+from gestic.model.yamlsrc import SourceMap, load_yaml
 
 Kind = Literal[
     "login_failed",

@@ -19,10 +19,9 @@ from typing import Any
 
 import pulumi
 
-from gestic.errors import GesticError
+from gestic.errors import PolicyCheckError, ProductionPlanError
 from gestic.model import Model
 from gestic.production.config import PROJECT, ProductionConfig
-from gestic.production.plan import PlanError
 from gestic.production.rules import (
     RULES,
     VSPHERE_VM,
@@ -35,10 +34,6 @@ from gestic.production.rules import (
 
 #: What the mocked vSphere lookups answer (the objects the stack config names exist).
 _TEMPLATE = {"guestId": "debian12_64Guest", "firmware": "efi", "scsiType": "pvscsi"}
-
-
-class PolicyCheckError(GesticError):
-    """The production program could not be run under mocks (bad model or config)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,7 +92,7 @@ def declare(
     def run() -> None:
         try:
             production_program(model, config)
-        except (PlanError, ValueError) as exc:
+        except (ProductionPlanError, ValueError) as exc:
             errors.append(exc)
 
     try:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gestic.errors import GesticError
-from gestic.model.yamlsrc import SourceMap, YamlSourceError, load_yaml
+from gestic.errors import ProcessMapError, YamlSourceError
+from gestic.model.yamlsrc import SourceMap, load_yaml
 
 MAP_FILE = Path("docs/process.yml")
 PAGE_FILE = Path("docs/process.md")
@@ -27,10 +27,6 @@ REQUIRED = {
     "out-of-scope": ("why",),
 }
 KNOWN_KEYS = {"id", "kind", "name", "status", "issue", "why", "evidence", *PATH_KEYS}
-
-
-class ProcessMapError(GesticError):
-    """docs/process.yml is invalid, names a path that does not exist, or the page is stale."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from gestic import reports
-from gestic.errors import GesticError
+from gestic.errors import VulnscanError, YamlSourceError
 from gestic.model import Model
-from gestic.model.yamlsrc import SourceMap, YamlSourceError, load_yaml
+from gestic.model.yamlsrc import SourceMap, load_yaml
 
 THRESHOLD_FILE = Path("group_vars") / "all" / "vulnscan.yml"
 THRESHOLD_KEY = "gestic_vulnscan_min_index"
@@ -27,10 +27,6 @@ _DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 Lang = reports.Lang
 LANGS = reports.LANGS
-
-
-class VulnscanError(GesticError):
-    """A lynis report or the vulnerability-test settings cannot be read."""
 
 
 @dataclass(frozen=True, kw_only=True)

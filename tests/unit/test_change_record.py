@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gestic.change_record import ChangeRecordError, build, match_hosts
+from gestic.change_record import build, match_hosts
 from gestic.cli import cli
+from gestic.errors import ChangeRecordError
 from gestic.ledger import Ledger
 from gestic.model import load_model
 

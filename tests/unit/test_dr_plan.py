@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gestic.dr.errors import PlanError
 from gestic.dr.plan import PLAN_FILE, load_plan
+from gestic.errors import PlanError
 from gestic.model import Model, load_model
 
 from ..paths import ROOT
@@ -132,7 +132,7 @@ def test_host_loss_needs_a_known_host_and_recovers_only_what_ran_there(model: Mo
     from types import SimpleNamespace  # noqa: PLC0415
 
     from gestic.dr.drill import lost_hosts, scope  # noqa: PLC0415
-    from gestic.dr.errors import DrillError  # noqa: PLC0415
+    from gestic.errors import DrillError  # noqa: PLC0415
 
     ctx: Any = SimpleNamespace(model=model)
     with pytest.raises(DrillError, match="host-loss needs --host"):

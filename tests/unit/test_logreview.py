@@ -30,9 +30,9 @@ import pytest
 from click.testing import CliRunner
 
 from gestic.cli import cli
+from gestic.errors import LogReviewError
 from gestic.ledger import Ledger
 from gestic.logreview import (
-    LogReviewError,
     ReadStats,
     ReviewSettings,
     extract_events,

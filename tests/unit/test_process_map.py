@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gestic.process_map import MAP_FILE, ProcessMapError, check_page, load_map, render
+from gestic.errors import ProcessMapError
+from gestic.process_map import MAP_FILE, check_page, load_map, render
 
 from ..paths import ROOT
 

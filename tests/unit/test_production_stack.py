@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from gestic.errors import ConfigError, PolicyCheckError, ProductionPlanError
 from gestic.model import Model, load_model
-from gestic.policy_check import Declared, PolicyCheckError, declare, diff_declared, views
+from gestic.policy_check import Declared, declare, diff_declared, views
 from gestic.production.components import aws_schedule, retention_days
-from gestic.production.config import ConfigError, ProductionConfig, load_stack_file
-from gestic.production.plan import PlanError, plan
+from gestic.production.config import ProductionConfig, load_stack_file
+from gestic.production.plan import plan
 from gestic.production.rules import AWS_INSTANCE, VSPHERE_VM, ResourceView
 from gestic.production.sizing import instance_type, instance_type_for
 
@@ -189,7 +190,7 @@ def test_a_site_without_its_platform_section_is_rejected(tmp_path: Path) -> None
 
 
 def test_unknown_backup_exclusion_is_rejected(model: Model) -> None:
-    with pytest.raises(PlanError, match="web-p9"):
+    with pytest.raises(ProductionPlanError, match="web-p9"):
         plan(model, unserviced_backup_policy="diario", backup_exclusions=frozenset({"web-p9"}))
 
 

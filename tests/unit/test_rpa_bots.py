@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gestic.errors import RpaError
 from gestic.ledger import Ledger
 from gestic.paths import cache_dir
 from gestic.rpa.chaos import RobotKiller
-from gestic.rpa.errors import RpaError
 from gestic.rpa.manifest import SeedItem, load_bot, load_seed
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
 from gestic.rpa.results import BotRun, parse_output

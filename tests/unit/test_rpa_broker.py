@@ -38,7 +38,7 @@ def _robot_side(pylib: Path, broker: QueueBroker, script: str) -> dict[str, obje
         import json, os, sys
         sys.path.insert(0, {str(pylib)!r})
         from gestic.rpa.queue_client import QueueClient
-        from gestic.rpa.errors import LeaseLostError, QueueError
+        from gestic.errors import LeaseLostError, QueueError
         key = bytes.fromhex(os.environ[{BROKER_KEY_ENV!r}])
         client = QueueClient(os.environ[{BROKER_ENV!r}], key)
         out = {{}}
@@ -140,7 +140,7 @@ def test_an_unreachable_broker_is_a_clear_queue_error(tmp_path: Path) -> None:
         import sys
         sys.path.insert(0, {str(pylib)!r})
         from gestic.rpa.queue_client import QueueClient
-        from gestic.rpa.errors import QueueError
+        from gestic.errors import QueueError
         try:
             QueueClient({str(tmp_path / "gone.sock")!r}, b"k")
         except QueueError as exc:

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from gestic.rpa.errors import LeaseLostError, QueueError
-from gestic.rpa.payload import PayloadError
+from gestic.errors import LeaseLostError, PayloadError, QueueError
 from gestic.rpa.queue import (
     APPLICATION,
     BUSINESS,

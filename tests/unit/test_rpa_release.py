@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gestic.rpa.errors import RpaError
+from gestic.errors import RpaError
 from gestic.rpa.release import build, host_requirements, source_archive
 
 from ..paths import ROOT

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gestic.rpa.errors import ManifestError
+from gestic.errors import ManifestError
 from gestic.rpa.manifest import RpaSettings, load_bot, load_settings
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
 from gestic.rpa.report import trend_svg, write_report

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gestic.rpa.errors import ManifestError
+from gestic.errors import ManifestError
 from gestic.rpa.manifest import MANIFEST, Bot, catalog, discover, load_bot, load_seed
 from gestic.rpa.schedule import Scheduler, cron_problem, next_fire
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import create_engine, insert
 
-from gestic.rpa.errors import RpaError
+from gestic.errors import RpaError
 from gestic.rpa.manifest import Bot, Manifest, Step
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, PENDING, Item, WorkQueue
 from gestic.rpa.queue import items_table as ITEMS

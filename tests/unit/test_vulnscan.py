@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from gestic.cli import cli
+from gestic.errors import VulnscanError
 from gestic.ledger import Ledger
 from gestic.model import load_model
 from gestic.vulnscan import (
@@ -23,7 +24,6 @@ from gestic.vulnscan import (
     HostResult,
     LynisReport,
     Status,
-    VulnscanError,
     VulnscanReport,
     collect,
     load_threshold,

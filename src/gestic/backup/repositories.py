@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gestic.dr.errors import PlanError
+from gestic.errors import PlanError, YamlSourceError
 from gestic.model import Model
-from gestic.model.yamlsrc import SourceMap, YamlSourceError, load_yaml
+from gestic.model.yamlsrc import SourceMap, load_yaml
 
 SETTINGS = Path("group_vars") / "all" / "dr_backup.yml"
 

@@ -11,8 +11,8 @@ from rich.table import Table
 from gestic.backup.ops import backup_now, check, verify_restore
 from gestic.console import console
 from gestic.context import Context
-from gestic.dr.errors import DrError
 from gestic.dr.plan import PLAN_FILE, load_plan
+from gestic.errors import DrError
 
 
 @click.group(name="backup")

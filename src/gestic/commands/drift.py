@@ -11,11 +11,7 @@ import click
 from gestic.console import console
 from gestic.context import Context
 from gestic.drift import DriftReport, detect
-from gestic.errors import GesticError
-
-
-class DriftFound(GesticError):
-    """The environment differs from the repository."""
+from gestic.errors import DriftFound
 
 
 @click.command(name="drift")

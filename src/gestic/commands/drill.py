@@ -12,9 +12,9 @@ from gestic.commands import lang_option
 from gestic.console import console
 from gestic.context import Context
 from gestic.dr.drill import CleanupResult, DrillResult, Scenario, cleanup, run_drill
-from gestic.dr.errors import DrillError
 from gestic.dr.evidence import duration, write_evidence
 from gestic.dr.plan import PLAN_FILE, Step, load_plan
+from gestic.errors import DrillError
 
 
 def _approver(auto: bool) -> object:
@@ -133,13 +133,9 @@ def _cleanup(obj: Context, plan_path: Path | None, kind: str) -> None:
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.pass_obj
 def failback(obj: Context, plan_path: Path | None) -> None:
-    """Return to the primary site: hosts up, recoveries undone, names back; verified."""
+    """Return to the primary site: hosts up, recoveries undone, names back; verified.
+
+    The one command that undoes a drill, whatever state it left: after a real drill or failover,
+    and after an interrupted or test drill (no isolation rule, no drill state left). Safe to rerun.
+    """
     _cleanup(obj, plan_path, "drill.failback")
-
-
-@COMMAND.command(name="cleanup")
-@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.pass_obj
-def cleanup_cmd(obj: Context, plan_path: Path | None) -> None:
-    """Clean up after an interrupted drill (same as failback; safe to rerun)."""
-    _cleanup(obj, plan_path, "drill.cleanup")

@@ -19,12 +19,11 @@ from rich.table import Table
 from gestic.commands.rpa import RpaContext
 from gestic.console import console
 from gestic.context import Context
-from gestic.errors import GesticError, UsageError
+from gestic.errors import GesticError, ManifestError, UsageError
 from gestic.ledger import current_user
 from gestic.monitoring import breaches, incidents
 from gestic.monitoring.incidents import SOURCES, IncidentLog, IncidentRecord
 from gestic.monitoring.service import sync_alert_incidents
-from gestic.rpa.errors import ManifestError
 from gestic.rpa.schedule import timezone
 from gestic.rpa.sla import Period as RpaPeriod
 from gestic.rpa.sla import measure

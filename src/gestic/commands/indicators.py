@@ -24,12 +24,11 @@ from gestic.commands import lang_option
 from gestic.commands.rpa import RpaContext
 from gestic.console import console
 from gestic.context import Context
-from gestic.errors import UsageError
+from gestic.errors import ManifestError, UsageError
 from gestic.ledger import SUCCEEDED, RunRecord
 from gestic.monitoring import report
 from gestic.monitoring.indicator import InfraIndicator, Period, current_month, parse_period
 from gestic.monitoring.service import INDICATOR_KIND, infra_indicator, monitoring_of
-from gestic.rpa.errors import ManifestError
 from gestic.rpa.report import build_data
 from gestic.rpa.schedule import timezone
 from gestic.rpa.sla import Period as RpaPeriod

@@ -12,9 +12,9 @@ from rich.table import Table
 from gestic.commands import lang_option
 from gestic.console import console
 from gestic.context import Context
+from gestic.errors import LogReviewError
 from gestic.logreview import (
     KINDS,
-    LogReviewError,
     Review,
     fetch_central_logs,
     load_settings,

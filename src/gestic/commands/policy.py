@@ -10,15 +10,11 @@ from rich.table import Table
 
 from gestic.console import console
 from gestic.context import Context
-from gestic.errors import GesticError
+from gestic.errors import PolicyViolation
 from gestic.model import load_model
 from gestic.policy_check import PolicyReport, check, stack_config_path
 from gestic.production.config import load_stack_file
 from gestic.production.rules import RULES
-
-
-class PolicyViolation(GesticError):
-    """A mandatory policy rule is violated."""
 
 
 @click.group(name="policy")

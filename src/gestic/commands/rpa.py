@@ -20,11 +20,10 @@ from rich.table import Table
 from gestic.commands import lang_option
 from gestic.console import console
 from gestic.context import Context
-from gestic.errors import ModelError
+from gestic.errors import ModelError, RpaError
 from gestic.lab import names
 from gestic.lab.network import netns_exists
 from gestic.ledger import LEDGER_URL_ENV, default_url
-from gestic.rpa.errors import RpaError
 from gestic.rpa.manifest import Bot, Catalog, RpaSettings, catalog, load_seed, load_settings
 from gestic.rpa.queue import WorkQueue
 from gestic.rpa.report import write_report

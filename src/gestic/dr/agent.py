@@ -56,6 +56,7 @@ MANIFEST_MAX_FILES = 20000
 EXIT_DAMAGED = 3
 
 
+# Not a GesticError: this file runs on the hosts without the gestic package (standard library).
 class AgentError(Exception):
     """A step failed; the message says which and why."""
 

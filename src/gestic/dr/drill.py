@@ -25,9 +25,8 @@ from typing import Any, Literal
 
 from gestic.context import Context
 from gestic.converge import run_playbook
-from gestic.dr.errors import DrillError
 from gestic.dr.plan import Plan, Step
-from gestic.errors import GesticError
+from gestic.errors import DrillError, GesticError
 from gestic.lab import host as lab_host
 
 Scenario = Literal["site-loss", "host-loss"]

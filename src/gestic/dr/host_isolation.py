@@ -22,7 +22,7 @@ from ipaddress import IPv4Address, IPv4Network, ip_address
 from pathlib import Path
 from typing import Any
 
-from gestic.dr.errors import DrError
+from gestic.errors import DrError
 from gestic.tools.ssh import SshAccess
 
 PROTO = 213

@@ -17,9 +17,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from gestic.dr.errors import PlanError
+from gestic.errors import PlanError, YamlSourceError
 from gestic.model import Model
-from gestic.model.yamlsrc import Key, SourceMap, YamlSourceError, load_yaml
+from gestic.model.yamlsrc import Key, SourceMap, load_yaml
 
 PLAN_FILE = Path("dr") / "plan.yml"
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from gestic.errors import ModelError
+from gestic.errors import ModelError, YamlSourceError
 from gestic.model.routes import machine_routes, overlaps
 from gestic.model.schema import (
     AccessGroup,
@@ -29,7 +29,7 @@ from gestic.model.schema import (
     Service,
     Site,
 )
-from gestic.model.yamlsrc import Key, SourceMap, YamlSourceError, load_yaml
+from gestic.model.yamlsrc import Key, SourceMap, load_yaml
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from gestic.errors import GesticError
+from gestic.errors import YamlSourceError
 
 Key = tuple[str | int, ...]
 
@@ -43,10 +43,6 @@ class SourceMap:
             if (found := self.origins.get(key[:end])) is not None:
                 return found
         return None
-
-
-class YamlSourceError(GesticError):
-    """A YAML file could not be parsed or has a duplicate key (message names file and line)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,23 +15,13 @@ from typing import Annotated, Any, Literal
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from gestic.errors import GesticError
-from gestic.model.yamlsrc import Key, SourceMap, YamlSourceError, load_yaml
+from gestic.errors import ConfigError, YamlSourceError
+from gestic.model.yamlsrc import Key, SourceMap, load_yaml
 
 NAMESPACE = "gestic-production"
 PROJECT = "gestic-production"
 
 Text = Annotated[str, StringConstraints(min_length=1)]
-
-
-class ConfigError(GesticError):
-    """The production stack configuration is invalid (every problem names file, key and line)."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(
-            "invalid production stack configuration:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
 
 
 class _Strict(BaseModel):

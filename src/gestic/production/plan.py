@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gestic.errors import GesticError
+from gestic.errors import ProductionPlanError
 from gestic.model import Host, Model, Service
 
 # Label keys: the vSphere tag categories are `gestic-<key>`, the cloud tags `gestic:<key>`.
@@ -25,10 +25,6 @@ ENVIRONMENT = "environment"
 #: Labels that hold one value; SERVICES may hold several.
 SINGLE_LABELS = (OWNER, BACKUP_POLICY, TIER, SITE, SITE_ROLE, ENVIRONMENT)
 LABELS = (*SINGLE_LABELS, SERVICES)
-
-
-class PlanError(GesticError, ValueError):
-    """The model cannot be turned into production VMs (the message names what to fix)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +91,7 @@ def vm_spec(
         policy = unserviced_backup_policy
     if policy is not None and host.name not in backup_exclusions:
         if policy not in model.backup_policies:
-            raise PlanError(
+            raise ProductionPlanError(
                 f"host '{host.name}': backup policy '{policy}' is not one of the model's "
                 f"policies ({', '.join(sorted(model.backup_policies))})"
             )
@@ -123,7 +119,9 @@ def plan(
     """Every model host as a VM, by host name."""
     unknown = sorted(backup_exclusions - set(model.hosts))
     if unknown:
-        raise PlanError(f"backup exclusions name hosts the model does not have: {unknown}")
+        raise ProductionPlanError(
+            f"backup exclusions name hosts the model does not have: {unknown}"
+        )
     return {
         host.name: vm_spec(
             model,

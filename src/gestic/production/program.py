@@ -13,10 +13,11 @@ from typing import Any
 
 import pulumi
 
+from gestic.errors import ProductionPlanError
 from gestic.model import Model
 from gestic.production.components import AwsSite, AwsSiteArgs, VsphereSite, VsphereSiteArgs
 from gestic.production.config import ProductionConfig
-from gestic.production.plan import PlanError, plan
+from gestic.production.plan import plan
 
 
 class ProductionDatacenter(pulumi.ComponentResource):
@@ -34,7 +35,7 @@ class ProductionDatacenter(pulumi.ComponentResource):
         missing = sorted(set(model.sites) - set(config.sites))
         extra = sorted(set(config.sites) - set(model.sites))
         if missing or extra:
-            raise PlanError(
+            raise ProductionPlanError(
                 "the stack config's sites must be the model's sites: "
                 + "; ".join(
                     part
@@ -71,7 +72,7 @@ class ProductionDatacenter(pulumi.ComponentResource):
                 )
             elif site_cfg.aws is not None:
                 if not site.network.subnet_of(site_cfg.aws.vpc_cidr):
-                    raise PlanError(
+                    raise ProductionPlanError(
                         f"site '{site.name}': network {site.network} is not inside "
                         f"sites.{site.name}.aws.vpcCidr {site_cfg.aws.vpc_cidr}"
                     )
@@ -99,7 +100,9 @@ def _credentials_of(
     def pick(all_sites: Mapping[str, Any]) -> Mapping[str, str]:
         entry = all_sites.get(site)
         if not isinstance(entry, Mapping) or not {"user", "password"} <= set(entry):
-            raise PlanError(f"secret config 'credentials.{site}' needs 'user' and 'password'")
+            raise ProductionPlanError(
+                f"secret config 'credentials.{site}' needs 'user' and 'password'"
+            )
         return {"user": str(entry["user"]), "password": str(entry["password"])}
 
     return pulumi.Output.from_input(credentials).apply(pick)

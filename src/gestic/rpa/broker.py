@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from gestic.rpa.errors import LeaseLostError, QueueError
+from gestic.errors import LeaseLostError, QueueError
 from gestic.rpa.queue import WorkQueue
 from gestic.rpa.queue_client import BROKER_ENV, BROKER_KEY_ENV
 

@@ -35,9 +35,9 @@ from typing import Annotated, Any
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from gestic.model.yamlsrc import Key, SourceMap, YamlSourceError, load_yaml
-from gestic.rpa.errors import ManifestError
-from gestic.rpa.payload import PayloadError, check_payload
+from gestic.errors import ManifestError, PayloadError, YamlSourceError
+from gestic.model.yamlsrc import Key, SourceMap, load_yaml
+from gestic.rpa.payload import check_payload
 
 MANIFEST = "manifest.yaml"
 SETTINGS_FILE = Path("group_vars") / "all" / "rpa.yml"

@@ -12,14 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from gestic.rpa.errors import QueueError
+from gestic.errors import PayloadError
 
 #: The largest payload, as compact UTF-8 JSON. Larger data belongs in a file of the item.
 MAX_PAYLOAD_BYTES: Final = 100_000
-
-
-class PayloadError(QueueError):
-    """A work item's payload is not a JSON object of bounded size."""
 
 
 def check_payload(payload: Any, *, what: str = "work item payload") -> dict[str, Any]:

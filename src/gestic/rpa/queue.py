@@ -59,7 +59,7 @@ from sqlalchemy import (
 
 from gestic import db
 from gestic.db import PortableText, UTCDateTime
-from gestic.rpa.errors import LeaseLostError, QueueError
+from gestic.errors import LeaseLostError, QueueError
 from gestic.rpa.payload import check_payload
 
 __all__ = [

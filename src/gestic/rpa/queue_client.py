@@ -16,7 +16,7 @@ import threading
 from multiprocessing.connection import Client, Connection
 from typing import Any, Final
 
-from gestic.rpa.errors import LeaseLostError, QueueError
+from gestic.errors import LeaseLostError, QueueError
 
 BROKER_ENV: Final = "GESTIC_RPA_BROKER"
 BROKER_KEY_ENV: Final = "GESTIC_RPA_BROKER_KEY"

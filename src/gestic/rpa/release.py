@@ -39,7 +39,7 @@ from typing import Final
 from uv import find_uv_bin
 
 from gestic import paths
-from gestic.rpa.errors import RpaError
+from gestic.errors import RpaError
 
 #: Dependencies of gestic that only provisioning and tests need (not robots, not the queue).
 NOT_ON_BOTS_HOSTS: Final = frozenset(

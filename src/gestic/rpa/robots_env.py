@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Final
 
 import gestic
-from gestic.rpa.errors import RpaError
+from gestic.errors import RpaError
 
 #: The gestic modules a robot's adapter imports (standard library only): the adapter, the
 #: broker's client and the error classes.
@@ -29,7 +29,6 @@ ADAPTER_MODULES: Final = (
     "__init__.py",
     "errors.py",
     "rpa/__init__.py",
-    "rpa/errors.py",
     "rpa/queue_client.py",
     "rpa/adapter.py",
 )

@@ -45,10 +45,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from gestic.errors import RpaError
 from gestic.lab import names
 from gestic.ledger import FAILED, LEDGER_URL_ENV, SUCCEEDED, Ledger
 from gestic.rpa.broker import QueueBroker
-from gestic.rpa.errors import RpaError
 from gestic.rpa.manifest import Bot, Manifest, SeedItem, Step
 from gestic.rpa.queue import APPLICATION, WorkQueue, backoff_delay
 from gestic.rpa.results import BotRun, RobotResult, parse_output

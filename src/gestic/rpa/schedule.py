@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from gestic.rpa.errors import ManifestError
+from gestic.errors import ManifestError
 from gestic.rpa.manifest import Bot, cron_problem
 
 __all__ = ["DEFAULT_TIMEZONE", "Scheduler", "cron_problem", "next_fire", "timezone"]

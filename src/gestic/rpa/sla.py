@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gestic.rpa.errors import RpaError
+from gestic.errors import RpaError
 from gestic.rpa.manifest import Bot
 from gestic.rpa.queue import BUSINESS, DONE, FAILED, IN_PROGRESS, PENDING, Item, WorkQueue
 
