@@ -209,3 +209,9 @@ def test_without_prometheus_the_indicator_names_the_span_without_data(
         assert blackout - timedelta(seconds=2 * interval) <= a <= restarted
         assert b >= restarted - timedelta(seconds=2 * interval)
         assert service in str(caught.value)
+    # accepted: computed over the measured time, the blackout left out and named
+    accepted = infra_indicator(ctx, period, record=False, accept_gaps=True)
+    blackout_s = (restarted - blackout).total_seconds()
+    for svc in accepted.services:
+        assert blackout_s - 3 * interval <= svc.unmeasured_s <= blackout_s + 3 * interval, svc
+    assert len([n for n in accepted.notes if "without monitoring data" in n]) == len(gaps)

@@ -187,6 +187,18 @@ def test_missing_data_is_refused_with_the_gap_named(model: Model) -> None:
     assert gap_end == START + timedelta(seconds=300)
     assert "portal" in str(info.value)
     assert "not counted as up" in str(info.value)
+    assert "--accept-gaps" in str(info.value)
+    # accepted by the operator: measured without the gap, which the notes name
+    period = _period()
+    accepted = compute(
+        model, [joined], period, now=period.end + timedelta(minutes=1), accept_gaps=True
+    )
+    portal = next(s for s in accepted.services if s.service == "portal")
+    assert portal.unmeasured_s == 100
+    assert portal.down_s == 0
+    assert portal.up_s == pytest.approx(portal.measured_s)
+    assert any(n.startswith("portal: 100 s in 1 spans without monitoring data") for n in
+               accepted.notes)  # fmt: skip
 
 
 def test_the_dr_server_covers_what_the_primary_missed(model: Model) -> None:

@@ -153,10 +153,17 @@ def _table(indicator: InfraIndicator, source: str, rpa: dict[str, Any] | None, w
     "the monitoring servers.",
 )
 @click.option("--months", default=6, show_default=True, help="Months in the trend chart.")
+@click.option(
+    "--accept-gaps",
+    is_flag=True,
+    help="Compute over the measured time only when the monitoring lacks data for part of the "
+    "period (the report names the gaps); without it the command refuses.",
+)
 @click.pass_obj
 def COMMAND(
-    obj: Context, period: str | None, lang: str, output: Path | None, from_ledger: bool, months: int
-) -> None:
+    obj: Context, period: str | None, lang: str, output: Path | None, from_ledger: bool,
+    months: int, accept_gaps: bool,
+) -> None:  # fmt: skip
     """Both indicators of a period; writes the infrastructure report and indicadores-*.json."""
     language = reports.check_lang(lang, UsageError)
     zone = monitoring_of(obj).zone
@@ -166,7 +173,7 @@ def COMMAND(
     if from_ledger:
         indicator, source = _from_ledger(records, obj, chosen)
     else:
-        indicator = infra_indicator(obj, chosen, now=now)
+        indicator = infra_indicator(obj, chosen, now=now, accept_gaps=accept_gaps)
         source = "monitoring"
     rpa, why = _rpa(obj, chosen, now)
     trend = report.monthly_trend([r.details for r in records], indicator, months)

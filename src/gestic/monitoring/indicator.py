@@ -115,6 +115,7 @@ class ServiceAvailability:
     down_s: float
     excluded_s: float  # time inside maintenance windows (not counted)
     outages: tuple[Outage, ...]
+    unmeasured_s: float = 0.0  # time without data, accepted by the operator (not counted)
 
     @property
     def measured_s(self) -> float:
@@ -144,6 +145,7 @@ class ServiceAvailability:
             "target_percent": self.target, "availability_percent": self.availability,
             "met": self.met, "up_s": round(self.up_s, 1), "down_s": round(self.down_s, 1),
             "excluded_s": round(self.excluded_s, 1), "measured_s": round(self.measured_s, 1),
+            "unmeasured_s": round(self.unmeasured_s, 1),
             "budget_s": round(self.budget_s, 1), "budget_left_s": round(self.budget_left_s, 1),
             "outages": [o.as_dict() for o in self.outages],
         }  # fmt: skip
@@ -248,8 +250,14 @@ def compute(
     windows: Sequence[Window] = (),
     now: datetime | None = None,
     notes: Sequence[str] = (),
+    accept_gaps: bool = False,
 ) -> InfraIndicator:
-    """The indicator over `period` from the servers' data (primary first)."""
+    """The indicator over `period` from the servers' data (primary first).
+
+    Time that no server has data for is never counted as up: the computation refuses, naming
+    the gaps, unless `accept_gaps` (the operator's explicit choice), when that time is left
+    out of the measured time of the service and said in the notes.
+    """
     mon = _monitoring(model)
     now = now or datetime.now(UTC)
     interval = float(mon.scrape_interval_seconds)
@@ -311,10 +319,18 @@ def compute(
                 down_s=tl.seconds_in(outside, tl.DOWN),
                 excluded_s=sum(s.seconds for s in inside),
                 outages=tuple(sorted(outages, key=lambda o: o.start)),
+                unmeasured_s=sum(b - a for a, b in missing),
             )
         )
-    if gaps:
+    if gaps and not accept_gaps:
         raise MonitoringDataMissing(_gap_message(period, gaps, data), gaps)
+    for svc_avail in services:
+        if svc_avail.unmeasured_s:
+            out_notes.append(
+                f"{svc_avail.service}: {svc_avail.unmeasured_s:.0f} s in "
+                f"{len(gaps[svc_avail.service])} spans without monitoring data, accepted "
+                "(--accept-gaps): counted neither as up nor as down"
+            )
     return InfraIndicator(
         environment=model.environment,
         period=period,
@@ -337,7 +353,8 @@ def _gap_message(
     lines = [
         f"the monitoring data do not cover {period.label}: no server "
         f"({', '.join(d.server for d in data)}) has samples for these spans, which are not "
-        "counted as up; the indicator is not computed:"
+        "counted as up; the indicator is not computed (`--accept-gaps` computes it over the "
+        "measured time only and names the gaps in the report):"
     ]
     for service, spans in sorted(gaps.items()):
         for a, b in spans:

@@ -236,6 +236,7 @@ def from_record(details: Mapping[str, Any]) -> InfraIndicator:
                 up_s=float(s["up_s"]),
                 down_s=float(s["down_s"]),
                 excluded_s=float(s["excluded_s"]),
+                unmeasured_s=float(s.get("unmeasured_s", 0.0)),
                 outages=tuple(
                     Outage(when(o["start"]), when(o["end"]), bool(o["excluded"]))
                     for o in s["outages"]

@@ -101,7 +101,12 @@ def record_maintenance(
 
 
 def infra_indicator(
-    ctx: Context, period: Period, *, now: datetime | None = None, record: bool = True
+    ctx: Context,
+    period: Period,
+    *,
+    now: datetime | None = None,
+    record: bool = True,
+    accept_gaps: bool = False,
 ) -> InfraIndicator:
     """Compute the indicator from the monitoring servers (and keep it in the ledger)."""
     mon = monitoring_of(ctx)
@@ -110,7 +115,10 @@ def infra_indicator(
         apis(ctx), period.start.timestamp(), min(period.end, now).timestamp(),
         mon.scrape_interval_seconds,
     )  # fmt: skip
-    result = compute(ctx.model, data, period, windows=windows(ctx), now=now, notes=notes)
+    result = compute(
+        ctx.model, data, period, windows=windows(ctx), now=now, notes=notes,
+        accept_gaps=accept_gaps,
+    )  # fmt: skip
     if record:
         with ctx.ledger.record(kind=INDICATOR_KIND, target=ctx.target) as run:
             run.changed = 0
