@@ -14,7 +14,7 @@ from gestic.verify import VerifyResult, run_verify
 
 from ..paths import ROOT
 
-__all__ = ["ROOT", "Lab", "converge", "on_host", "verify"]
+__all__ = ["ROOT", "Lab", "converge", "login_argv", "login_as", "on_host", "run_on", "verify"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +23,9 @@ class Lab:
 
     ctx: Context
     first_converge: ConvergeResult
+
+
+Completed = subprocess.CompletedProcess[str]
 
 
 def converge(
@@ -66,17 +69,36 @@ def converge(
     )
 
 
+def run_on(
+    ctx: Context, host: str, command: str, *, timeout: float = 60, stdin: str | None = None
+) -> Completed:
+    """Run a shell `command` on a lab host as the automation account (the same ssh_config and
+    options as every tool: `SshAccess.run`); its exit status and output, whatever they are."""
+    return ctx.access.run(host, command, timeout=timeout, stdin=stdin)
+
+
 def on_host(ctx: Context, host: str, command: str, *, timeout: float = 60) -> str:
-    """Run `command` as root on a lab host over the automation account's SSH; its stdout."""
-    proc = subprocess.run(
-        ["ssh", "-F", str(ctx.access.ssh_config), host, "sudo", "sh", "-c", shlex.quote(command)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert proc.returncode == 0, f"{host}: {command}: {proc.stderr}"
+    """Run `command` as root on a lab host over the automation account's SSH; its stdout
+    (it must succeed)."""
+    proc = run_on(ctx, host, f"sudo sh -c {shlex.quote(command)}", timeout=timeout)
+    assert proc.returncode == 0, f"{host}: {command}: exited {proc.returncode}: {proc.stderr}"
     return proc.stdout
+
+
+def login_argv(ctx: Context, host: str, user: str, key: Path, *command: str) -> list[str]:
+    """The ssh command line that logs in to `host` as `user` with its own `key`, on a
+    connection of its own (no shared master, no prompts), and runs `command` (or `id -un`)."""
+    return [
+        "ssh", "-F", str(ctx.access.ssh_config), "-i", str(key), "-l", user,
+        "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
+        host, *(command or ("id", "-un")),
+    ]  # fmt: skip
+
+
+def login_as(ctx: Context, host: str, user: str, key: Path, *command: str) -> Completed:
+    """Log in as `user` (see `login_argv`) and run `command`; its status and output."""
+    argv = login_argv(ctx, host, user, key, *command)
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
 
 
 def verify(ctx: Context, *, checks: Path | None = None) -> VerifyResult:

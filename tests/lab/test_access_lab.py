@@ -22,7 +22,7 @@ from gestic.model import load_model
 from gestic.verify import VerifyResult, run_verify
 
 from ..paths import LAB_INVENTORY
-from .labkit import ROOT, Lab, converge
+from .labkit import ROOT, Lab, converge, login_argv, login_as, run_on
 
 PERSON = "lgomez"  # declared present on the web and db hosts
 CHECKS = ROOT / "verify"
@@ -47,26 +47,15 @@ def _replace(file: Path, old: str, new: str) -> None:
 
 def _ssh(ctx: Context, host: str, command: str) -> subprocess.CompletedProcess[str]:
     """Run a command on a host as the automation account (sudo where the command says so)."""
-    return subprocess.run(
-        ["ssh", "-F", str(ctx.access.ssh_config), "-o", "BatchMode=yes", host, command],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    return run_on(ctx, host, command)
 
 
 def _as_person(ctx: Context, host: str, key: Path, command: str) -> list[str]:
-    return [
-        "ssh", "-F", str(ctx.access.ssh_config), "-i", str(key), "-l", PERSON,
-        "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
-        host, command,
-    ]  # fmt: skip
+    return login_argv(ctx, host, PERSON, key, command)
 
 
 def _login(ctx: Context, host: str, key: Path) -> subprocess.CompletedProcess[str]:
-    argv = _as_person(ctx, host, key, "id -un")
-    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    return login_as(ctx, host, PERSON, key)
 
 
 @pytest.fixture

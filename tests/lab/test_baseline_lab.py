@@ -12,27 +12,21 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from .labkit import Lab, converge
+from .labkit import Lab, converge, login_as, run_on
 
 HOST = "web-a1"
 PROBE = "hbprobe"  # a throwaway account, removed by every test that creates it
 
 
-def _root(lab: Lab, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def _root(lab: Lab, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run `argv` as root on the test host (through the automation account and sudo)."""
-    return subprocess.run(
-        ["ssh", "-F", str(lab.ctx.access.ssh_config), HOST, "sudo", *argv],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    command = " ".join(shlex.quote(a) for a in ("sudo", *argv))
+    return run_on(lab.ctx, HOST, command, timeout=180, stdin=stdin)
 
 
 def _ssh(lab: Lab, command: str) -> str:
     """Run a shell command as root on the test host; its output (it must succeed)."""
-    proc = _root(lab, "sh", "-c", shlex.quote(command))
+    proc = _root(lab, "sh", "-c", command)
     if proc.returncode != 0:
         raise AssertionError(f"{HOST}: {command!r} exited {proc.returncode}: {proc.stderr}")
     return proc.stdout
@@ -44,12 +38,7 @@ def _remove_probe(lab: Lab) -> None:
 
 def _login_as_probe(lab: Lab, key: Path) -> subprocess.CompletedProcess[str]:
     """An SSH login as the probe account with its own key (no shared connection)."""
-    return subprocess.run(
-        ["ssh", "-F", str(lab.ctx.access.ssh_config), "-i", str(key), "-l", PROBE,
-         "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "BatchMode=yes",
-         HOST, "id", "-un"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    return login_as(lab.ctx, HOST, PROBE, key)
 
 
 def test_only_members_of_the_allowed_groups_log_in(lab: Lab, tmp_path: Path) -> None:

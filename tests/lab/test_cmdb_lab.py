@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from gestic.cli import cli
 
-from .labkit import Lab
+from .labkit import Lab, run_on
 
 
 def test_export_from_the_lab_matches_the_hosts(lab: Lab, tmp_path: Path) -> None:
@@ -20,9 +19,6 @@ def test_export_from_the_lab_matches_the_hosts(lab: Lab, tmp_path: Path) -> None
     assets = {a["name"]: a for a in document["assets"]}
     assert set(assets) == set(lab.ctx.model.hosts)
     assert all(a["reachable"] for a in assets.values())
-    ssh = subprocess.run(
-        ["ssh", "-F", str(lab.ctx.access.ssh_config), "web-p1",
-         "dpkg-query -W -f='${Version}' openssh-server"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    ssh = run_on(lab.ctx, "web-p1", "dpkg-query -W -f='${Version}' openssh-server")
+    assert ssh.returncode == 0, ssh.stderr
     assert assets["web-p1"]["packages"]["openssh-server"] == ssh.stdout.strip()

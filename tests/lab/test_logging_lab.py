@@ -17,20 +17,14 @@ from gestic.cli import cli
 from gestic.context import Context
 from gestic.lab import names
 
-from .labkit import Lab
+from .labkit import Lab, run_on
 
 TARGET = "db-p1"  # any host but the log host
 LOG_HOST = "svc-p1"
 
 
 def ssh(ctx: Context, host: str, command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["ssh", "-F", str(ctx.access.ssh_config), host, command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_on(ctx, host, command)
 
 
 def review(ctx: Context, out: Path) -> dict[str, Any]:

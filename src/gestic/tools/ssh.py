@@ -129,15 +129,19 @@ class SshAccess(ABC):
         return {host: errors.get(host, "no answer") for host in waiting}
 
     def run(
-        self, host: str, command: str, *, timeout: float = 60
+        self, host: str, command: str, *, timeout: float = 60, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run a shell `command` on `host` as the automation account, through the written
-        ssh_config (multiplexed, no prompts)."""
+        ssh_config (multiplexed, no prompts); `stdin` is its input (default: none)."""
+        argv = ["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", host, command]
+        if stdin is None:
+            return subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                check=False,
+            )  # fmt: skip
         return subprocess.run(
-            ["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", host, command],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-            check=False,
-        )  # fmt: skip
+            argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        )
 
     def drop_masters(self, hosts: list[str]) -> None:
         """Close the multiplexed SSH connections (ControlMaster) to `hosts`, if any: after a
