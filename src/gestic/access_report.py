@@ -32,167 +32,6 @@ LANGS = reports.LANGS
 Severity = Literal["critical", "warning", "info"]
 SEVERITY_ORDER: dict[str, int] = {"critical": 0, "warning": 1, "info": 2}
 
-TEXT: dict[str, dict[str, str]] = {
-    "es": {
-        "title": "Inventario de accesos a la plataforma tecnológica",
-        "subtitle": "Gestión de Accesos y Retiro de Servicios — Dirección de Tecnología",
-        "environment": "Ambiente",
-        "generated": "Generado",
-        "summary": "Resumen",
-        "hosts_recorded": "Servidores con registro",
-        "people_with_access": "Personas con acceso",
-        "removed_locked": "Cuentas retiradas confirmadas bloqueadas",
-        "undeclared_count": "Cuentas no declaradas",
-        "critical_count": "Hallazgos críticos",
-        "findings": "Hallazgos",
-        "no_findings": "Ningún hallazgo: los servidores coinciden con las declaraciones.",
-        "severity": "Severidad",
-        "host": "Servidor",
-        "account": "Cuenta",
-        "detail": "Detalle",
-        "critical": "Crítico",
-        "warning": "Advertencia",
-        "info": "Información",
-        "model_warnings": "Advertencias del modelo",
-        "matrix": "Quién tiene acceso a qué",
-        "person": "Persona",
-        "people": "Por persona",
-        "name": "Nombre",
-        "role": "Rol",
-        "state": "Estado",
-        "ticket": "Solicitud",
-        "expires": "Vence",
-        "removed_on": "Retirada el",
-        "groups": "Grupos",
-        "sudo": "Sudo",
-        "keys": "Llaves SSH (huella)",
-        "locked": "Bloqueada",
-        "access": "Acceso",
-        "per_host": "Por servidor",
-        "updated": "Último cambio de accesos",
-        "no_record": "Sin registro",
-        "yes": "sí",
-        "no": "no",
-        "status.access": "acceso",
-        "status.locked": "bloqueada",
-        "status.absent": "—",
-        "status.unknown": "sin registro",
-        "status.not_locked": "NO bloqueada",
-        "state.present": "vigente",
-        "state.removed": "retirada",
-        "state.undeclared": "no declarada",
-        "kind.granted": "otorgado",
-        "kind.revoked": "retirado",
-        "kind.undeclared": "no declarada",
-        "kind.automation": "automatización",
-        "legend": "Cómo leer este informe",
-        "legend_text": "Cada servidor registra sus accesos en /etc/gestic/access.json cada vez "
-        "que se aplica el rol access; este informe une esos registros con las declaraciones "
-        "(group_vars/all/accounts.yml). Una cuenta retirada está bloqueada cuando su contraseña "
-        "está bloqueada, su shell es nologin y su fecha de vencimiento ya pasó; además no debe "
-        "tener llaves, grupos, sudo ni procesos. Las cuentas locales que ninguna declaración "
-        "nombra se informan, nunca se borran: declárelas o márquelas como retiradas.",
-        "issue.not_locked": "no bloqueada",
-        "issue.keys": "conserva llaves SSH",
-        "issue.processes": "tiene procesos",
-        "issue.sudo": "conserva sudo",
-        "issue.groups": "conserva grupos",
-        "finding.no_record": "sin registro de accesos del servidor ({error})",
-        "finding.not_applied": "el acceso declarado no está aplicado en el servidor "
-        "(aplique el rol access)",
-        "finding.extra_keys": "llaves no declaradas: {fingerprints}",
-        "finding.missing_keys": "llaves declaradas ausentes: {fingerprints}",
-        "finding.extra_groups": "grupos no declarados: {groups}",
-        "finding.missing_groups": "grupos declarados ausentes: {groups}",
-        "finding.unexpected_sudo": "tiene sudo sin pertenecer a un grupo administrador declarado",
-        "finding.expiry_differs": "vence el {found} en el servidor; declarado: {declared}",
-        "finding.expired": "la cuenta venció el {expires}: renuévela o retírela",
-        "finding.expiring": "la cuenta vence el {expires} (en {days} días)",
-        "finding.revocation_incomplete": "retiro incompleto: {issues}",
-        "finding.undeclared": "cuenta local no declarada y activa",
-        "finding.undeclared_locked": "cuenta local no declarada (bloqueada)",
-    },
-    "en": {
-        "title": "Access inventory of the technology platform",
-        "subtitle": "Access Management and Service Removal — IT Directorate",
-        "environment": "Environment",
-        "generated": "Generated",
-        "summary": "Summary",
-        "hosts_recorded": "Hosts with a record",
-        "people_with_access": "People with access",
-        "removed_locked": "Removed accounts confirmed locked",
-        "undeclared_count": "Undeclared accounts",
-        "critical_count": "Critical findings",
-        "findings": "Findings",
-        "no_findings": "No findings: the hosts match the declarations.",
-        "severity": "Severity",
-        "host": "Host",
-        "account": "Account",
-        "detail": "Detail",
-        "critical": "Critical",
-        "warning": "Warning",
-        "info": "Info",
-        "model_warnings": "Model warnings",
-        "matrix": "Who has access to what",
-        "person": "Person",
-        "people": "Per person",
-        "name": "Name",
-        "role": "Role",
-        "state": "State",
-        "ticket": "Request",
-        "expires": "Expires",
-        "removed_on": "Removed on",
-        "groups": "Groups",
-        "sudo": "Sudo",
-        "keys": "SSH keys (fingerprint)",
-        "locked": "Locked",
-        "access": "Access",
-        "per_host": "Per host",
-        "updated": "Last change of accesses",
-        "no_record": "No record",
-        "yes": "yes",
-        "no": "no",
-        "status.access": "access",
-        "status.locked": "locked",
-        "status.absent": "—",
-        "status.unknown": "no record",
-        "status.not_locked": "NOT locked",
-        "state.present": "current",
-        "state.removed": "removed",
-        "state.undeclared": "undeclared",
-        "kind.granted": "granted",
-        "kind.revoked": "removed",
-        "kind.undeclared": "undeclared",
-        "kind.automation": "automation",
-        "legend": "How to read this report",
-        "legend_text": "Every host records its accesses in /etc/gestic/access.json each time "
-        "the access role runs; this report joins those records with the declarations "
-        "(group_vars/all/accounts.yml). A removed account is locked when its password is "
-        "locked, its shell is nologin and its expiry date has passed; it must also have no "
-        "keys, groups, sudo or processes. Local accounts no declaration names are reported, "
-        "never deleted: declare them or mark them removed.",
-        "issue.not_locked": "not locked",
-        "issue.keys": "still has SSH keys",
-        "issue.processes": "has processes",
-        "issue.sudo": "still has sudo",
-        "issue.groups": "still in groups",
-        "finding.no_record": "no access record from the host ({error})",
-        "finding.not_applied": "the declared access is not applied on the host "
-        "(run the access role)",
-        "finding.extra_keys": "undeclared keys: {fingerprints}",
-        "finding.missing_keys": "declared keys missing: {fingerprints}",
-        "finding.extra_groups": "undeclared groups: {groups}",
-        "finding.missing_groups": "declared groups missing: {groups}",
-        "finding.unexpected_sudo": "has sudo without being in a declared administrators' group",
-        "finding.expiry_differs": "expires {found} on the host; declared: {declared}",
-        "finding.expired": "the account expired on {expires}: renew or remove it",
-        "finding.expiring": "the account expires on {expires} (in {days} days)",
-        "finding.revocation_incomplete": "removal incomplete: {issues}",
-        "finding.undeclared": "undeclared local account, active",
-        "finding.undeclared_locked": "undeclared local account (locked)",
-    },
-}
-
 
 @dataclass(frozen=True, kw_only=True)
 class Finding:
@@ -205,14 +44,14 @@ class Finding:
     params: dict[str, Any] = field(default_factory=dict)
 
     def message(self, lang: str = "es") -> str:
-        text = TEXT[lang]
+        text = reports.text("access", lang)
         values = dict(self.params)
         if "issues" in values:
             values["issues"] = ", ".join(text[f"issue.{i}"] for i in values["issues"])
         for key in ("fingerprints", "groups"):
             if key in values:
                 values[key] = ", ".join(values[key])
-        return text[f"finding.{self.code}"].format(**values)
+        return str(text[f"finding.{self.code}"]).format(**values)
 
     def as_dict(self, lang: str = "es") -> dict[str, Any]:
         return {
@@ -666,7 +505,7 @@ def render_html(report: AccessReport, lang: str = "es") -> str:
     return reports.render(
         "access/report.html.j2",
         lang=language,
-        t=TEXT[language],
+        t=reports.text("access", language),
         r=report,
         summary=report.summary(),
         generated=report.generated_at.strftime("%Y-%m-%d %H:%M UTC"),

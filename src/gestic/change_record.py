@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from gestic import reports
 from gestic.errors import ChangeRecordError, ModelError
 from gestic.ledger import Ledger, RunRecord
 from gestic.model import Model, load_model
@@ -301,7 +302,7 @@ class ChangeRecord:
         }
 
     def markdown(self, lang: Lang = "es") -> str:
-        t = _TEXT[lang]
+        t = reports.text("change", lang)
         i = self.impact
         none = t["none"]
         lines = [
@@ -439,59 +440,3 @@ def _production_preview(root: Path, before: Model | None, after: Model | None) -
     new = declare(after, config)
     old = declare(before, config) if before is not None else []
     return diff_declared(old, new).lines()
-
-
-_TEXT: dict[str, dict[str, str]] = {
-    "es": {
-        "title": "Registro de cambio",
-        "risk": "Riesgo",
-        "high": "alto",
-        "medium": "medio",
-        "low": "bajo",
-        "tier": "servicio de nivel",
-        "no_tier": "no toca servicios institucionales",
-        "what": "Qué cambia",
-        "commits": "Commits",
-        "files": "Archivos",
-        "hosts": "Hosts afectados",
-        "roles": "Roles",
-        "services": "Servicios",
-        "stacks": "Stacks",
-        "model": "Cambios en el modelo",
-        "preview": "Vista previa de producción (recursos)",
-        "verified": "Pruebas y simulacros que lo verificaron",
-        "run": "Ejecución",
-        "kind": "tipo",
-        "status": "estado",
-        "summary": "resumen",
-        "no_runs": "Ninguna ejecución registrada en el ledger para estos commits.",
-        "rollback": "Reversión",
-        "none": "ninguno",
-    },
-    "en": {
-        "title": "Change record",
-        "risk": "Risk",
-        "high": "high",
-        "medium": "medium",
-        "low": "low",
-        "tier": "tier",
-        "no_tier": "touches no institutional service",
-        "what": "What changes",
-        "commits": "Commits",
-        "files": "Files",
-        "hosts": "Hosts touched",
-        "roles": "Roles",
-        "services": "Services",
-        "stacks": "Stacks",
-        "model": "Model changes",
-        "preview": "Production preview (resources)",
-        "verified": "Tests and drills that verified it",
-        "run": "Run",
-        "kind": "kind",
-        "status": "status",
-        "summary": "summary",
-        "no_runs": "No run recorded in the ledger for these commits.",
-        "rollback": "Rollback",
-        "none": "none",
-    },
-}

@@ -103,7 +103,13 @@ class ProductionPlanError(GesticError, ValueError):
     """The model cannot be turned into production VMs (the message names what to fix)."""
 
 
-# --- Compliance evidence: change records, vulnerability tests, log review, process map.
+# --- Compliance evidence: the reports' words, change records, vulnerability tests, log review,
+# process map.
+
+
+class LocaleError(GesticError):
+    """A report's locale file (templates/locale/<report>.<lang>.yml) is missing or invalid, or
+    lacks a key (the message names file and key)."""
 
 
 class ChangeRecordError(GesticError):

@@ -694,136 +694,22 @@ def review(
 # The report
 # ---------------------------------------------------------------------------------------------
 
-TEXT: dict[str, dict[str, str]] = {
-    "es": {
-        "title": "Revisión periódica de logs",
-        "subtitle": "Procedimiento Revisión de Logs — Dirección de Tecnología",
-        "period": "Periodo",
-        "window": "Ventana revisada",
-        "environment": "Ambiente",
-        "generated": "Generado",
-        "read": "Fuente",
-        "read_text": "{files} archivos del servidor central de logs, {lines} líneas "
-        "({unparsed} no reconocidas)",
-        "summary": "Resumen",
-        "per_host": "Eventos por host",
-        "host": "Host",
-        "lines": "Líneas",
-        "total": "Total",
-        "automation_note": "Entre paréntesis: trabajo rutinario de las cuentas de automatización "
-        "({accounts}), que se cuenta pero no se lista.",
-        "silent": "Hosts sin registros en el periodo",
-        "silent_text": "Estos hosts del modelo no enviaron ninguna línea de autenticación en el "
-        "periodo: verifique que estén encendidos y reenviando sus logs.",
-        "none_silent": "Todos los hosts del modelo enviaron registros en el periodo.",
-        "sources": "Orígenes con inicios de sesión fallidos",
-        "source": "Origen",
-        "failures": "Fallos",
-        "hosts": "Hosts",
-        "users": "Usuarios",
-        "first": "Primero",
-        "last": "Último",
-        "repeated": "Repetidos (≥ {n})",
-        "none": "Ninguno en el periodo.",
-        "when": "Fecha y hora",
-        "user": "Usuario",
-        "from": "Desde",
-        "detail": "Detalle",
-        "evidence": "Evidencia",
-        "more": "… y {n} más (ver el JSON).",
-        "method": "Método",
-        "method_text": "Cada host reenvía sus logs por TLS al servidor central, que los guarda "
-        "por host y facilidad. La revisión lee los archivos auth y authpriv (incluidos los "
-        "rotados) y reconoce: inicios de sesión SSH fallidos (una conexión rechazada cuenta una "
-        "vez, cada contraseña errada cuenta), inicios exitosos, uso de sudo y sus rechazos, y "
-        "la creación, modificación y eliminación de cuentas, grupos y contraseñas. La columna "
-        "Evidencia señala archivo y línea en el servidor central.",
-        "login_failed": "Inicios de sesión fallidos",
-        "login_ok": "Inicios de sesión exitosos",
-        "sudo": "Uso de sudo",
-        "sudo_denied": "sudo rechazado",
-        "account_created": "Cuentas creadas",
-        "account_changed": "Cambios de cuentas, grupos y contraseñas",
-        "account_deleted": "Cuentas eliminadas",
-    },
-    "en": {
-        "title": "Periodic log review",
-        "subtitle": "Log Review procedure — IT Directorate",
-        "period": "Period",
-        "window": "Reviewed window",
-        "environment": "Environment",
-        "generated": "Generated",
-        "read": "Source",
-        "read_text": "{files} files of the central log host, {lines} lines "
-        "({unparsed} not recognised)",
-        "summary": "Summary",
-        "per_host": "Events per host",
-        "host": "Host",
-        "lines": "Lines",
-        "total": "Total",
-        "automation_note": "In brackets: routine work of the automation accounts ({accounts}), "
-        "counted but not listed.",
-        "silent": "Hosts without logs in the period",
-        "silent_text": "These hosts of the model sent no authentication line in the period: "
-        "check that they are up and forwarding their logs.",
-        "none_silent": "Every host of the model sent logs in the period.",
-        "sources": "Sources of failed logins",
-        "source": "Source",
-        "failures": "Failures",
-        "hosts": "Hosts",
-        "users": "Users",
-        "first": "First",
-        "last": "Last",
-        "repeated": "Repeated (≥ {n})",
-        "none": "None in the period.",
-        "when": "Date and time",
-        "user": "User",
-        "from": "From",
-        "detail": "Detail",
-        "evidence": "Evidence",
-        "more": "… and {n} more (see the JSON).",
-        "method": "Method",
-        "method_text": "Every host forwards its logs over TLS to the central log host, which "
-        "keeps them per host and facility. The review reads the auth and authpriv files "
-        "(rotated ones included) and recognises: failed SSH logins (a refused connection counts "
-        "once, each wrong password counts), successful logins, sudo use and refusals, and the "
-        "creation, change and deletion of accounts, groups and passwords. The Evidence column "
-        "gives the file and line on the central log host.",
-        "login_failed": "Failed logins",
-        "login_ok": "Successful logins",
-        "sudo": "sudo use",
-        "sudo_denied": "sudo refused",
-        "account_created": "Accounts created",
-        "account_changed": "Account, group and password changes",
-        "account_deleted": "Accounts deleted",
-    },
-}
-
-
-# the details gestic words itself, as the Spanish report says them (the JSON keeps English);
-# what comes from the log line itself stays as logged
-DETAILS_ES = {
-    KEY_REFUSED: "cerrada antes de autenticarse (llave no aceptada)",
-    UNKNOWN_USER: "usuario inexistente",
-    "password": "contraseña",
-    "publickey": "llave pública",
-    "keyboard-interactive": "teclado interactivo",
-    "hostbased": "basada en host",
-}
-
 
 def localise_detail(detail: str, lang: str) -> str:
-    """`detail` in `lang`, where gestic worded it."""
-    if lang != "es":
-        return detail
-    if detail in DETAILS_ES:
-        return DETAILS_ES[detail]
+    """`detail` in `lang`, where gestic worded it (the JSON keeps English); what comes from the
+    log line itself stays as logged."""
+    t = reports.text("logs", lang)
+    words = t["details"]
+    if detail in words:
+        return str(words[detail])
     if m := re.fullmatch(r"(\S+) \(unknown user\)", detail):
-        return f"{DETAILS_ES.get(m[1], m[1])} ({DETAILS_ES[UNKNOWN_USER]})"
+        return str(t["detail_unknown_user"]).format(
+            method=words.get(m[1], m[1]), unknown=words[UNKNOWN_USER]
+        )
     if detail.startswith("not allowed: "):
-        return "no permitido: " + detail.removeprefix("not allowed: ")
+        return str(t["detail_not_allowed"]).format(reason=detail.removeprefix("not allowed: "))
     if m := re.fullmatch(r"(passwd|chpasswd): password changed", detail):
-        return f"{m[1]}: contraseña cambiada"
+        return str(t["detail_password_changed"]).format(command=m[1])
     return detail
 
 
@@ -832,8 +718,9 @@ def period_title(window: Window, lang: reports.Lang) -> str:
         year, month = (int(p) for p in window.period.split("-"))
         return reports.month_title(year, month, lang)
     last = window.end - timedelta(microseconds=1)
-    joiner = " a " if lang == "es" else " to "
-    return f"{window.start:%Y-%m-%d}{joiner}{last:%Y-%m-%d}"
+    return str(reports.text("logs", lang)["range"]).format(
+        start=f"{window.start:%Y-%m-%d}", end=f"{last:%Y-%m-%d}"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -861,7 +748,7 @@ def write_report(result: Review, *, lang: str, out_dir: Path, max_listed: int = 
         out_dir / f"{stem}.html",
         "logs/review.html.j2",
         filters=filters,
-        t=TEXT[language],
+        t=reports.text("logs", language),
         lang=language,
         data=data,
         kinds=KINDS,

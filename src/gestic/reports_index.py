@@ -28,71 +28,6 @@ from gestic.ledger import RunRecord
 
 BACKUP_KINDS: Final = ("backup.run", "backup.check")
 
-TEXT: dict[str, dict[str, str]] = {
-    "es": {
-        "title": "Informes de gestión de servicios tecnológicos",
-        "subtitle": "Último informe de cada procedimiento e indicador — Dirección de Tecnología",
-        "environment": "Ambiente",
-        "generated": "Generado",
-        "reports": "Informes",
-        "report": "Informe",
-        "file": "Archivo",
-        "modified": "Fecha del archivo",
-        "missing": "Aún no generado",
-        "make_it": "Se genera con",
-        "other_lang": "Solo disponible en {lang}; en este idioma se genera con",
-        "infra": "Indicador Gestión del Servicio de la Infraestructura de Tecnología",
-        "rpa": "Indicador Nivel del servicio RPA",
-        "dr": "Último simulacro de recuperación de desastres",
-        "logs": "Revisión de logs",
-        "access": "Inventario de accesos",
-        "vulnscan": "Pruebas de vulnerabilidad",
-        "backups": "Gestión de backups",
-        "backups_note": "Última copia y última verificación de cada servicio, según el ledger.",
-        "service": "Servicio",
-        "backup.run": "Última copia",
-        "backup.check": "Última verificación",
-        "no_backups": "Ninguna copia ni verificación registrada.",
-        "none": "ninguna",
-        "succeeded": "correcta",
-        "failed": "fallida",
-        "running": "en curso",
-        "lang_es": "español",
-        "lang_en": "inglés",
-    },
-    "en": {
-        "title": "IT service management reports",
-        "subtitle": "The latest report of each procedure and indicator — IT Directorate",
-        "environment": "Environment",
-        "generated": "Generated",
-        "reports": "Reports",
-        "report": "Report",
-        "file": "File",
-        "modified": "File date",
-        "missing": "Not generated yet",
-        "make_it": "Made by",
-        "other_lang": "Only available in {lang}; in this language it is made by",
-        "infra": "Infrastructure service management indicator",
-        "rpa": "RPA service level indicator",
-        "dr": "Latest disaster recovery drill",
-        "logs": "Log review",
-        "access": "Access inventory",
-        "vulnscan": "Vulnerability tests",
-        "backups": "Backups",
-        "backups_note": "Each service's latest backup and latest check, from the ledger.",
-        "service": "Service",
-        "backup.run": "Latest backup",
-        "backup.check": "Latest check",
-        "no_backups": "No backup or check recorded.",
-        "none": "none",
-        "succeeded": "succeeded",
-        "failed": "failed",
-        "running": "running",
-        "lang_es": "Spanish",
-        "lang_en": "English",
-    },
-}
-
 
 @dataclass(frozen=True, kw_only=True)
 class Source:
@@ -251,7 +186,7 @@ def render_index(
 ) -> str:
     """The index page for the file `index` (its links are relative to its directory)."""
     language = reports.check_lang(lang, UsageError)
-    text = TEXT[language]
+    text = reports.text("index", language)
 
     def local(when: datetime | None) -> str:
         return "—" if when is None else when.astimezone(zone).strftime("%Y-%m-%d %H:%M")

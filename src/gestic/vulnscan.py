@@ -266,74 +266,13 @@ def to_document(report: VulnscanReport) -> dict[str, Any]:
     }
 
 
-# The words of the HTML report, per language; the template holds no language of its own.
-MESSAGES: dict[Lang, dict[str, str]] = {
-    "es": {
-        "title": "Pruebas de vulnerabilidad",
-        "subtitle": "Índice de endurecimiento (lynis) por servidor",
-        "environment": "Ambiente",
-        "generated": "Generado",
-        "threshold": "Índice mínimo exigido",
-        "summary": "Resumen",
-        "host": "Servidor",
-        "site": "Sede",
-        "index": "Índice",
-        "result": "Resultado",
-        "scanned": "Fecha del análisis",
-        "warnings": "Advertencias",
-        "suggestions": "Sugerencias",
-        "passed": "Cumple",
-        "failed": "No cumple",
-        "missing": "Sin informe",
-        "test": "Prueba",
-        "finding": "Hallazgo",
-        "details": "Detalle",
-        "none": "Ninguna",
-        "hosts_passed": "servidores cumplen",
-        "hosts_failed": "servidores no cumplen",
-        "hosts_missing": "servidores sin informe",
-        "no_report": "No se recogió el informe de lynis de este servidor: ejecute "
-        "`gestic converge` o `gestic vulnscan scan`.",
-        "procedure": "Procedimiento Pruebas de Vulnerabilidad - Gestión de Servicios Tecnológicos",
-    },
-    "en": {
-        "title": "Vulnerability tests",
-        "subtitle": "Hardening index (lynis) per server",
-        "environment": "Environment",
-        "generated": "Generated",
-        "threshold": "Minimum required index",
-        "summary": "Summary",
-        "host": "Server",
-        "site": "Site",
-        "index": "Index",
-        "result": "Result",
-        "scanned": "Scan date",
-        "warnings": "Warnings",
-        "suggestions": "Suggestions",
-        "passed": "Passed",
-        "failed": "Failed",
-        "missing": "No report",
-        "test": "Test",
-        "finding": "Finding",
-        "details": "Details",
-        "none": "None",
-        "hosts_passed": "servers passed",
-        "hosts_failed": "servers failed",
-        "hosts_missing": "servers without a report",
-        "no_report": "No lynis report was collected from this server: run `gestic converge` "
-        "or `gestic vulnscan scan`.",
-        "procedure": "Vulnerability Testing Procedure - Technology Services Management",
-    },
-}
-
-
 def render_html(report: VulnscanReport, *, lang: Lang = "es") -> str:
     """The report as a self-contained HTML page in `lang`."""
     language = reports.check_lang(lang, VulnscanError)
     return reports.render(
         "vulnscan/report.html.j2",
         lang=language,
-        t=MESSAGES[language],
+        t=reports.text("vulnscan", language),
         doc=to_document(report),
     )
 

@@ -66,6 +66,6 @@ def index(obj: Context, lang: str, output: Path | None, evidence_dir: Path | Non
             where = f"{f.path} [yellow](only in {f.lang}: {make})[/]"
         else:
             where = str(f.path)
-        table.add_row(reports_index.TEXT["en"][f.source.key], where)
+        table.add_row(reports.text("index", "en")[f.source.key], where)
     console.print(table)
     console.print(f"wrote {path}")

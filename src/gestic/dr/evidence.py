@@ -7,6 +7,7 @@ ran the drill; no scripts and no external resources, so it can be archived or ma
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,119 +20,6 @@ from gestic.ledger import current_commit, current_user
 
 TZ = ZoneInfo("America/Bogota")
 LANGS = reports.LANGS
-
-TEXT: dict[str, dict[str, str]] = {
-    "es": {
-        "title": "Simulacro de recuperación de desastres",
-        "subtitle": "Guía Plan de Recuperación de Desastres de TI — Dirección de Tecnología",
-        "scenario": "Escenario",
-        "site-loss": "Pérdida del sitio principal",
-        "host-loss": "Pérdida de un servidor",
-        "mode": "Modalidad",
-        "test": "Prueba aislada (producción sin interrupción)",
-        "real": "Conmutación real al sitio alterno",
-        "lost": "Servidores perdidos",
-        "declared": "Desastre declarado",
-        "finished": "Fin del simulacro",
-        "commit": "Versión (commit)",
-        "user": "Ejecutado por",
-        "result": "Resultado",
-        "passed": "CUMPLE",
-        "failed": "NO CUMPLE",
-        "targets": "Objetivos frente a lo logrado",
-        "service": "Servicio",
-        "wave": "Ola",
-        "host": "Servidor de recuperación",
-        "rto_target": "RTO objetivo",
-        "rto": "RTO logrado",
-        "rpo_target": "RPO objetivo",
-        "rpo": "RPO logrado",
-        "status": "Estado",
-        "timeline": "Línea de tiempo",
-        "timeline_note": "Segundos desde la declaración del desastre.",
-        "restore": "restauración",
-        "start": "arranque",
-        "probe_phase": "pruebas",
-        "probes": "Pruebas de funcionamiento",
-        "probe": "Prueba",
-        "detail": "Detalle",
-        "duration": "Duración",
-        "snapshot": "Copia restaurada",
-        "breaches": "Incumplimientos",
-        "none": "Ninguno",
-        "steps": "Confirmaciones manuales",
-        "responsible": "Responsable",
-        "approved": "Aprobada",
-        "auto": "automática (simulacro)",
-        "manual": "manual",
-        "cleanup": "Limpieza verificada",
-        "cleanup_ok": "Sin rastros del simulacro",
-        "cleanup_pending": "Pendiente: ejecute gestic drill failback",
-        "irreducible": "Tiempo irreducible",
-        "ok": "correcto",
-        "skipped": "no intentado",
-        "yes": "sí",
-        "no": "no",
-        "plan": "Plan",
-        "environment": "Ambiente",
-        "generated": "Generado",
-    },
-    "en": {
-        "title": "Disaster recovery drill",
-        "subtitle": "IT Disaster Recovery Plan Guide — IT Directorate",
-        "scenario": "Scenario",
-        "site-loss": "Loss of the primary site",
-        "host-loss": "Loss of one host",
-        "mode": "Mode",
-        "test": "Isolated test (production not interrupted)",
-        "real": "Real failover to the DR site",
-        "lost": "Lost hosts",
-        "declared": "Disaster declared",
-        "finished": "Drill finished",
-        "commit": "Version (commit)",
-        "user": "Run by",
-        "result": "Result",
-        "passed": "PASSED",
-        "failed": "FAILED",
-        "targets": "Targets vs achieved",
-        "service": "Service",
-        "wave": "Wave",
-        "host": "Recovery host",
-        "rto_target": "RTO target",
-        "rto": "Achieved RTO",
-        "rpo_target": "RPO target",
-        "rpo": "Achieved RPO",
-        "status": "Status",
-        "timeline": "Timeline",
-        "timeline_note": "Seconds since the disaster was declared.",
-        "restore": "restore",
-        "start": "start",
-        "probe_phase": "probes",
-        "probes": "Probes",
-        "probe": "Probe",
-        "detail": "Detail",
-        "duration": "Duration",
-        "snapshot": "Restored snapshot",
-        "breaches": "Breaches",
-        "none": "None",
-        "steps": "Manual confirmations",
-        "responsible": "Responsible",
-        "approved": "Approved",
-        "auto": "automatic (drill)",
-        "manual": "manual",
-        "cleanup": "Verified cleanup",
-        "cleanup_ok": "Nothing of the drill left behind",
-        "cleanup_pending": "Pending: run gestic drill failback",
-        "irreducible": "Irreducible time",
-        "ok": "ok",
-        "skipped": "not attempted",
-        "yes": "yes",
-        "no": "no",
-        "plan": "Plan",
-        "environment": "Environment",
-        "generated": "Generated",
-    },
-}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,7 +45,7 @@ def local(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, TZ).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def timeline(result: DrillResult, text: dict[str, str]) -> dict[str, Any]:
+def timeline(result: DrillResult, text: Mapping[str, Any]) -> dict[str, Any]:
     """Bars (in seconds since the declaration) for the SVG: one row per wave and service."""
     t0 = result.declared_at
     end = max([result.finished_at - t0, 1.0])
@@ -231,7 +119,7 @@ def write_evidence(
         **(extra or {}),
     }
     record_file = reports.write_json(directory / "drill.json", record, default=str)
-    text = TEXT[language]
+    text = reports.text("dr", language)
     report = reports.write_html(
         directory / f"report{reports.lang_suffix(language, '.')}.html",
         "dr/report.html.j2",

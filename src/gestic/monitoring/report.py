@@ -29,150 +29,6 @@ TrendPoint = tuple[str, float | None]
 #: The timeline's kinds of bar, in the legend's order.
 LEGEND = ("up", "outage", "window", "outage-window", "nodata", "future")
 
-TEXT: dict[str, dict[str, str]] = {
-    "es": {
-        "title": NAME,
-        "subtitle": "Indicador de disponibilidad de los servicios — Dirección de Tecnología",
-        "period": "Periodo",
-        "environment": "Ambiente",
-        "generated": "Generado",
-        "indicator": "Indicador del periodo",
-        "overall": "Disponibilidad total",
-        "target": "Meta",
-        "weighted_target": "Meta ponderada",
-        "meets": "Cumple la meta",
-        "misses": "No cumple la meta",
-        "nothing": "Sin tiempo medido en el periodo",
-        "services_met": "servicios cumplen la meta de su nivel",
-        "of": "de",
-        "per_service": "Disponibilidad por servicio",
-        "service": "Servicio",
-        "tier": "Nivel",
-        "availability": "Disponibilidad",
-        "measured": "Tiempo medido",
-        "down": "Tiempo fuera de servicio",
-        "outages": "Caídas",
-        "excluded": "Mantenimiento excluido",
-        "budget": "Presupuesto de error",
-        "budget_left": "Presupuesto restante",
-        "met": "Cumple",
-        "yes": "Sí",
-        "no": "No",
-        "exceeded": "excedido",
-        "total": "Total",
-        "timeline": "Caídas en el periodo",
-        "timeline_note": "Una franja por servicio, en hora de {zone}.",
-        "legend_up": "disponible",
-        "legend_outage": "caída (cuenta)",
-        "legend_window": "ventana de mantenimiento aprobada (excluida)",
-        "legend_outage_window": "caída dentro de una ventana (excluida)",
-        "legend_nodata": "sin datos de monitoreo (no medido)",
-        "legend_future": "aún no transcurrido",
-        "outage_list": "Detalle de las caídas",
-        "no_outages": "Ninguna caída en el periodo.",
-        "start": "Inicio",
-        "end": "Fin",
-        "duration": "Duración",
-        "counted": "Cuenta",
-        "in_window": "No (ventana de mantenimiento)",
-        "daily": "Disponibilidad diaria",
-        "trend": "Tendencia (últimos meses)",
-        "windows": "Ventanas de mantenimiento aprobadas",
-        "no_windows": "Ninguna ventana de mantenimiento en el periodo.",
-        "services": "Servicios",
-        "all_services": "todos",
-        "reason": "Motivo",
-        "change": "Cambio",
-        "origin": "Origen",
-        "notes": "Observaciones",
-        "no_notes": "Sin observaciones.",
-        "measurement": "Medición",
-        "measured_span": "Periodo medido",
-        "servers": "Servidores de monitoreo",
-        "interval": "Intervalo de muestreo",
-        "computed": "Calculado",
-        "method": "Método",
-        "method_text": "Disponibilidad de un servicio = tiempo en que respondió su prueba / "
-        "tiempo medido, a partir de las muestras de los servidores de monitoreo (Prometheus; "
-        "el primero con datos decide). El tiempo dentro de una ventana de mantenimiento "
-        "aprobada no se cuenta; un tiempo sin datos nunca se cuenta como disponible. La meta "
-        "de cada servicio es la de su nivel; el presupuesto de error es el tiempo fuera de "
-        "servicio que la meta permite. La disponibilidad total pondera cada servicio por su "
-        "tiempo medido, y la meta ponderada del mismo modo; el indicador se cumple cuando "
-        "cada servicio alcanza su meta.",
-    },
-    "en": {
-        "title": "ICETEX Technology Infrastructure Service Management",
-        "subtitle": "Availability indicator of the services — IT Directorate",
-        "period": "Period",
-        "environment": "Environment",
-        "generated": "Generated",
-        "indicator": "Indicator for the period",
-        "overall": "Overall availability",
-        "target": "Target",
-        "weighted_target": "Weighted target",
-        "meets": "Meets the target",
-        "misses": "Below the target",
-        "nothing": "Nothing measured in the period",
-        "services_met": "services meet the target of their tier",
-        "of": "of",
-        "per_service": "Availability per service",
-        "service": "Service",
-        "tier": "Tier",
-        "availability": "Availability",
-        "measured": "Measured time",
-        "down": "Downtime",
-        "outages": "Outages",
-        "excluded": "Maintenance excluded",
-        "budget": "Error budget",
-        "budget_left": "Budget left",
-        "met": "Met",
-        "yes": "Yes",
-        "no": "No",
-        "exceeded": "exceeded",
-        "total": "Overall",
-        "timeline": "Outages over the period",
-        "timeline_note": "One lane per service, in {zone} time.",
-        "legend_up": "available",
-        "legend_outage": "outage (counted)",
-        "legend_window": "approved maintenance window (excluded)",
-        "legend_outage_window": "outage inside a window (excluded)",
-        "legend_nodata": "no monitoring data (not measured)",
-        "legend_future": "not yet elapsed",
-        "outage_list": "The outages",
-        "no_outages": "No outages in the period.",
-        "start": "Start",
-        "end": "End",
-        "duration": "Duration",
-        "counted": "Counted",
-        "in_window": "No (maintenance window)",
-        "daily": "Daily availability",
-        "trend": "Trend (recent months)",
-        "windows": "Approved maintenance windows",
-        "no_windows": "No maintenance windows in the period.",
-        "services": "Services",
-        "all_services": "all",
-        "reason": "Reason",
-        "change": "Change",
-        "origin": "Origin",
-        "notes": "Notes",
-        "no_notes": "No notes.",
-        "measurement": "Measurement",
-        "measured_span": "Measured span",
-        "servers": "Monitoring servers",
-        "interval": "Scrape interval",
-        "computed": "Computed",
-        "method": "Method",
-        "method_text": "Availability of a service = time its probe answered / measured time, "
-        "from the samples of the monitoring servers (Prometheus; the first with data decides). "
-        "Time inside an approved maintenance window is not counted; time without data is "
-        "never counted as available. Each service's target is its tier's; the error budget is "
-        "the downtime the target allows. Overall availability weights each service by its "
-        "measured time, and so does the weighted target; the indicator is met when every "
-        "service reaches its target.",
-    },
-}
-
 
 # ------------------------------------------------------------------ figures
 
@@ -318,10 +174,7 @@ def period_title(period: Period, lang: reports.Lang) -> str:
     year, month = _month_of(period.label)
     if period.is_month:
         return reports.month_title(year, month, lang)
-    day = int(period.label[8:10])
-    if lang == "es":
-        return f"{day} de {reports.month_title(year, month, lang)}"
-    return f"{reports.MONTHS[lang][month - 1]} {day}, {year}"
+    return reports.day_title(year, month, int(period.label[8:10]), lang)
 
 
 # ------------------------------------------------------------------ charts
@@ -525,10 +378,10 @@ def render_html(
 ) -> str:
     """The report as one self-contained HTML page in `lang` (UsageError for another)."""
     language = reports.check_lang(lang, UsageError)
-    text = TEXT[language]
+    text = reports.text("monitoring", language)
     zone = ZoneInfo(indicator.timezone)
     data = build_data(indicator, trend)
-    names = reports.MONTHS[language]
+    names = reports.month_names(language)
     monthly = [
         (f"{names[month - 1][:3]} {year % 100:02d}", value)
         for (year, month), value in ((_month_of(label), value) for label, value in trend)

@@ -19,112 +19,6 @@ from gestic.rpa.queue import WorkQueue
 from gestic.rpa.schedule import timezone
 from gestic.rpa.sla import Indicator, Period, PeriodResult, measure
 
-TEXT: dict[str, dict[str, str]] = {
-    "es": {
-        "title": "Nivel del servicio RPA",
-        "subtitle": "Automatización Robótica de Procesos — Dirección de Tecnología",
-        "environment": "Ambiente",
-        "generated": "Generado",
-        "period": "Periodo",
-        "indicator": "Indicador del periodo",
-        "target": "Meta",
-        "meets": "Cumple la meta",
-        "misses": "No cumple la meta",
-        "nodata": "Sin ítems vencidos en el periodo",
-        "formula": "Ítems completados dentro del ANS / ítems vencidos en el periodo "
-        "(excepciones de negocio aparte)",
-        "per_bot": "Indicador por bot",
-        "bot": "Bot",
-        "sla": "ANS (min)",
-        "due": "Vencidos",
-        "counted": "Contados",
-        "met": "Dentro del ANS",
-        "late": "Tardíos",
-        "technical": "Fallas técnicas",
-        "overdue": "Pendientes vencidos",
-        "business": "Excepciones de negocio",
-        "value": "Nivel",
-        "overall": "Total",
-        "trend": "Tendencia (últimos meses)",
-        "breaches": "Incumplimientos y sus causas",
-        "no_breaches": "Ningún incumplimiento en el periodo.",
-        "causes": "Causas",
-        "cause": "Causa",
-        "count": "Ítems",
-        "item": "Ítem",
-        "kind": "Tipo",
-        "created": "Creado",
-        "due_at": "Vence",
-        "finished": "Terminado",
-        "attempts": "Intentos",
-        "code": "Código",
-        "message": "Detalle",
-        "business_title": "Excepciones de negocio (datos de entrada; no cuentan contra el "
-        "servicio)",
-        "no_business": "Ninguna excepción de negocio en el periodo.",
-        "kind_late": "Terminado tarde",
-        "kind_technical": "Falla técnica (agotó reintentos)",
-        "kind_overdue": "Pendiente y vencido",
-        "method": "Método",
-        "method_text": "Cada cola declara su ANS en el manifiesto del bot: el tiempo desde la "
-        "creación del ítem hasta que queda hecho. Un ítem cuenta en el periodo en que vence. "
-        "Las excepciones de negocio (datos inválidos que el robot rechaza con un código) se "
-        "informan aparte y no cuentan; una falla técnica que agotó sus reintentos, un ítem "
-        "terminado tarde o uno aún pendiente después de su vencimiento son incumplimientos.",
-    },
-    "en": {
-        "title": "RPA service level",
-        "subtitle": "Robotic Process Automation — IT Directorate",
-        "environment": "Environment",
-        "generated": "Generated",
-        "period": "Period",
-        "indicator": "Indicator for the period",
-        "target": "Target",
-        "meets": "Meets the target",
-        "misses": "Below the target",
-        "nodata": "No items due in the period",
-        "formula": "Items completed within SLA / items due in the period "
-        "(business exceptions apart)",
-        "per_bot": "Indicator per bot",
-        "bot": "Bot",
-        "sla": "SLA (min)",
-        "due": "Due",
-        "counted": "Counted",
-        "met": "Within SLA",
-        "late": "Late",
-        "technical": "Technical failures",
-        "overdue": "Overdue pending",
-        "business": "Business exceptions",
-        "value": "Level",
-        "overall": "Overall",
-        "trend": "Trend (recent months)",
-        "breaches": "Breaches and their causes",
-        "no_breaches": "No breaches in the period.",
-        "causes": "Causes",
-        "cause": "Cause",
-        "count": "Items",
-        "item": "Item",
-        "kind": "Kind",
-        "created": "Created",
-        "due_at": "Due",
-        "finished": "Finished",
-        "attempts": "Attempts",
-        "code": "Code",
-        "message": "Detail",
-        "business_title": "Business exceptions (input data; not counted against the service)",
-        "no_business": "No business exceptions in the period.",
-        "kind_late": "Finished late",
-        "kind_technical": "Technical failure (retries spent)",
-        "kind_overdue": "Pending past due",
-        "method": "Method",
-        "method_text": "Each queue declares its SLA in the bot's manifest: the time from an "
-        "item's creation to done. An item counts in the period in which it falls due. "
-        "Business exceptions (invalid data the robot rejects with a code) are reported apart "
-        "and not counted; a technical failure whose retries are spent, an item finished late, "
-        "or one still pending past its due time is a breach.",
-    },
-}
-
 
 def month_name(period: Period, lang: reports.Lang) -> str:
     return reports.month_title(period.year, period.month, lang)
@@ -270,7 +164,7 @@ def write_report(
         environment=environment,
         generated=now,
     )
-    names = reports.MONTHS[language]
+    names = reports.month_names(language)
     short = [f"{names[r.period.month - 1][:3]} {r.period.year % 100:02d}" for r in trend]
     svg = trend_svg(
         [(label, r.overall.value) for label, r in zip(short, trend, strict=True)],
@@ -291,7 +185,7 @@ def write_report(
         "rpa/report.html.j2",
         trim=False,
         filters=filters,
-        t=TEXT[language],
+        t=reports.text("rpa", language),
         lang=language,
         data=data,
         month=month_name(period, language),
