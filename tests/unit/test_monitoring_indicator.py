@@ -220,6 +220,11 @@ def test_a_monitoring_born_inside_the_period_measures_from_its_first_sample(
     result = _compute(model, [server])
     assert result.measured_from == START + timedelta(seconds=120)
     assert any("measured from then on" in n for n in result.notes)
+    # Prometheus itself up before its probes (a first converge): measured from the probes
+    early = ServerData(
+        "svc-p1", server.service_up, {labels_of({"job": "prometheus"}): _samples(t0, t0 + 700)}
+    )
+    assert _compute(model, [early]).measured_from == START + timedelta(seconds=120)
 
 
 # ------------------------------------------------------------------ the model

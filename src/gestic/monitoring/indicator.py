@@ -269,19 +269,23 @@ def compute(
     # the newest scrape may be up to two intervals old: a period that is still running is
     # measured up to then, not up to this second
     end = min(_ts(period.end), _ts(now) - 2 * interval)
-    born = [pts[0][0] for d in data for pts in d.self_up.values() if pts]
+    # Measuring starts with the first probe sample: a server that runs before its probes do
+    # (the first converge installs Prometheus before the services) has not started measuring.
+    # A probe that starts later than the others is a gap, like a probe that stops.
+    born = [pts[0][0] for d in data for pts in d.service_up.values() if pts]
     if not born or min(born) >= end:
         raise MonitoringDataMissing(
             f"no monitoring data in {period.label}: the monitoring servers "
-            f"({', '.join(d.server for d in data)}) have no sample before {_dt(end).isoformat()}",
+            f"({', '.join(d.server for d in data)}) have no probe sample before "
+            f"{_dt(end).isoformat()}",
             {"*": [(period.start, _dt(end))]},
         )
     measured_from = max(start, min(born))
     out_notes = list(notes)
     if measured_from > start + interval:
         out_notes.append(
-            f"the monitoring's first sample is {_dt(measured_from).isoformat()}: the period is "
-            "measured from then on (nothing before it is counted)"
+            f"the monitoring's first probe sample is {_dt(measured_from).isoformat()}: the "
+            "period is measured from then on (nothing before it is counted)"
         )
     services: list[ServiceAvailability] = []
     gaps: dict[str, list[tuple[object, object]]] = {}
