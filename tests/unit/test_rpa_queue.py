@@ -122,8 +122,9 @@ def test_application_failure_retries_with_backoff_then_dead_letters(queue: WorkQ
             exception_type=APPLICATION,
             code="PORTAL_CAIDO",
             message="timeout",
-            backoff_s=0.2,
-            backoff_max_s=0.3,
+            # long enough that the next claim comes before it ends on a loaded machine
+            backoff_s=1.0,
+            backoff_max_s=1.5,
         )
         if attempt < 3:
             assert after.state == PENDING
@@ -136,7 +137,7 @@ def test_application_failure_retries_with_backoff_then_dead_letters(queue: WorkQ
             assert after.state == FAILED
             assert after.dead_letter
             assert after.exception_code == "PORTAL_CAIDO"
-    assert delays == pytest.approx([0.2, 0.3], abs=0.01)  # doubled, then capped
+    assert delays == pytest.approx([1.0, 1.5], abs=0.01)  # doubled, then capped
     assert queue.claim("q", lease_s=30) is None
     counts = queue.counts("q")
     assert counts.failed_application == 1
