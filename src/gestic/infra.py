@@ -123,7 +123,9 @@ class LabStack:
         start = time.monotonic()
         try:
             if operation == "preview":
-                preview = stack.preview(on_output=on_output, diff=True)
+                # against the real state, as `up` is (a preview never writes the state): a lab
+                # whose hosts died since the last run previews their restart, not "no changes"
+                preview = stack.preview(on_output=on_output, diff=True, refresh=True)
                 changes = dict(preview.change_summary)
                 outputs: dict[str, Any] = {}
             else:
