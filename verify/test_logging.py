@@ -10,14 +10,13 @@ import secrets
 import time
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import pytest
 import testinfra
-import yaml
 from testinfra.host import Host as InfraHost
 
-from gestic.model import Host, Model
+from gestic.model import Host, Model, load_model
+from gestic.model.schema import Logging
 
 TLS_DIR = "/etc/gestic/logging-tls"
 FORWARD_CONF = "/etc/rsyslog.d/60-gestic-forward.conf"
@@ -25,20 +24,17 @@ ARRIVAL_TIMEOUT_S = 20.0
 
 
 @cache
-def settings() -> dict[str, Any]:
-    """The `logging_*` settings of the inventory under test."""
-    file = Path(os.environ["GESTIC_INVENTORY"]) / "group_vars" / "all" / "logging.yml"
-    data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    assert isinstance(data, dict)
-    return data
+def settings() -> Logging:
+    """The logging section of the model under test (gestic_logging)."""
+    return load_model(Path(os.environ["GESTIC_INVENTORY"]), check_machine=False).logging
 
 
 def remote_dir() -> str:
-    return str(settings().get("logging_remote_dir", "/var/log/remote"))
+    return settings().remote_dir
 
 
 def port() -> int:
-    return int(settings().get("logging_port", 6514))
+    return settings().port
 
 
 def log_host(model: Model) -> Host:
@@ -182,7 +178,7 @@ def test_received_logs_are_kept_per_host_readable_by_adm_only(
 
 @pytest.mark.usefixtures("on_log_host")
 def test_received_logs_rotate_and_expire(host: InfraHost) -> None:
-    days = int(settings()["logging_retention_days"])
+    days = settings().retention_days
     conf = host.file("/etc/logrotate.d/gestic-remote")
     assert conf.exists
     assert f"{remote_dir()}/*/*.log" in conf.content_string

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from testinfra.host import Host as InfraHost
 
+from gestic.model import Model
 from gestic.vulnscan import load_threshold, parse_report
 
 REPORT = "/var/log/lynis-report.dat"
@@ -16,8 +14,8 @@ MAX_AGE_S = 48 * 3600
 
 
 @pytest.fixture(scope="session")
-def threshold() -> int:
-    return load_threshold(Path(os.environ["GESTIC_INVENTORY"]))
+def threshold(model: Model) -> int:
+    return load_threshold(model)
 
 
 def test_lynis_is_installed(host: InfraHost) -> None:

@@ -117,11 +117,11 @@ class ChangeRecordError(GesticError):
 
 
 class VulnscanError(GesticError):
-    """A lynis report or the vulnerability-test settings cannot be read."""
+    """A lynis report cannot be read, or the environment sets no minimum hardening index."""
 
 
 class LogReviewError(GesticError):
-    """The log review could not read its settings, its period or the central logs."""
+    """The log review could not read its period or the central logs."""
 
 
 class ProcessMapError(GesticError):
@@ -136,7 +136,7 @@ class DrError(GesticError):
 
 
 class PlanError(DrError):
-    """The DR plan (dr/plan.yml) or the backup repositories are invalid; names file and line."""
+    """The DR plan (dr/plan.yml) is invalid; every problem names file and line."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -155,7 +155,7 @@ class RpaError(GesticError):
 
 
 class ManifestError(RpaError):
-    """A bot's manifest or the RPA settings are invalid (the message names file, key, line)."""
+    """A bot's manifest is invalid (the message names file, key, line), or RPA is not set up."""
 
 
 class QueueError(RpaError):

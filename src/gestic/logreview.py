@@ -11,6 +11,7 @@ events (failed and successful logins, sudo use and refusals, accounts created, c
 deleted), and summarises them per host for a period. The directory name, not the host name a
 message claims, says which host a line came from: the receiver derives it from the sender's
 address. `gestic logs review` writes the result as JSON and an HTML report (Spanish by default).
+Its settings are the model's `logging` section (`gestic_logging` in group_vars/all/logging.yml).
 """
 
 from __future__ import annotations
@@ -26,13 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gestic import reports
-from gestic.errors import LogReviewError, YamlSourceError
-from gestic.model.yamlsrc import SourceMap, load_yaml
+from gestic.errors import LogReviewError
+from gestic.model.schema import LogReview
 
 Kind = Literal[
     "login_failed",
@@ -54,72 +52,6 @@ KINDS: tuple[Kind, ...] = (
 )
 # files of the central log host that hold authentication events (current and rotated)
 AUTH_FILES = re.compile(r"^(auth|authpriv)\.log(-\d{8})?(\.\d+)?(\.gz)?$")
-
-# ---------------------------------------------------------------------------------------------
-# Settings (inventory/<env>/group_vars/all/logging.yml)
-# ---------------------------------------------------------------------------------------------
-
-SETTINGS_FILE = Path("group_vars") / "all" / "logging.yml"
-
-
-class ReviewSettings(BaseModel):
-    """`logging_review` in the inventory, plus where the central logs live."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    timezone: str = "America/Bogota"
-    failure_threshold: int = Field(default=5, ge=1)
-    automation_accounts: tuple[str, ...] = ("gestic",)
-    remote_dir: str = Field(default="/var/log/remote", pattern=r"^/[^\s'\"]*[^/\s'\"]$")
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-
-def load_settings(inventory: Path) -> ReviewSettings:
-    """Read the review's settings from the inventory; errors name the file, key and line."""
-    file = inventory / SETTINGS_FILE
-    if not file.is_file():
-        return ReviewSettings()
-    smap = SourceMap()
-    try:
-        data = load_yaml(file, smap=smap) or {}
-    except YamlSourceError as exc:
-        raise LogReviewError(str(exc)) from exc
-    if not isinstance(data, dict):
-        raise LogReviewError(f"{file}:1: expected a mapping of variables")
-    review = data.get("logging_review", {})
-    if not isinstance(review, dict):
-        raise LogReviewError(
-            f"{smap.locate(('logging_review',))}: logging_review: must be a mapping"
-        )
-    raw: dict[str, Any] = dict(review)
-    if "logging_remote_dir" in data:
-        raw["remote_dir"] = data["logging_remote_dir"]
-    try:
-        settings = ReviewSettings.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            key = (
-                ("logging_remote_dir",) if loc[:1] == ("remote_dir",) else ("logging_review", *loc)
-            )
-            where = smap.locate(key) or file
-            problems.append(f"{where}: {'.'.join(str(k) for k in key)}: {err['msg']}")
-        raise LogReviewError(
-            "invalid log review settings:\n  - " + "\n  - ".join(problems)
-        ) from exc
-    try:
-        settings.tz  # noqa: B018 - fail here, naming the key, rather than mid-report
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        where = smap.locate(("logging_review", "timezone")) or file
-        raise LogReviewError(
-            f"{where}: logging_review.timezone: unknown time zone {settings.timezone!r}"
-        ) from exc
-    return settings
-
 
 # ---------------------------------------------------------------------------------------------
 # The period under review
@@ -670,7 +602,7 @@ def review(
     window: Window,
     stats: ReadStats,
     hosts: Iterable[str],
-    settings: ReviewSettings,
+    settings: LogReview,
     environment: str,
     generated: datetime | None = None,
 ) -> Review:

@@ -3,8 +3,9 @@
 The `vulnscan` role scans every host with lynis and copies each host's report
 (`/var/log/lynis-report.dat`) to the orchestrator, into `<artifacts>/vulnscan/<host>/`. This
 module reads those reports, compares each host's hardening index with the inventory's minimum
-(`gestic_vulnscan_min_index` in `group_vars/all/vulnscan.yml`) and writes the report for the
-institution's management: JSON and HTML (Spanish by default, English on request).
+(`gestic_vulnscan.min_index` in `group_vars/all/vulnscan.yml`, a section of the model) and
+writes the report for the institution's management: JSON and HTML (Spanish by default, English
+on request).
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from gestic import reports
-from gestic.errors import VulnscanError, YamlSourceError
+from gestic.errors import VulnscanError
 from gestic.model import Model
-from gestic.model.yamlsrc import SourceMap, load_yaml
+from gestic.model.schema import required
 
-THRESHOLD_FILE = Path("group_vars") / "all" / "vulnscan.yml"
-THRESHOLD_KEY = "gestic_vulnscan_min_index"
 REPORT_NAME = "lynis-report.dat"
 _DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -127,25 +126,17 @@ def read_report(path: Path) -> LynisReport:
     return parse_report(text, source=str(path))
 
 
-def load_threshold(inventory: Path) -> int:
-    """The minimum hardening index of an inventory (`gestic_vulnscan_min_index`)."""
-    file = inventory / THRESHOLD_FILE
-    if not file.is_file():
-        raise VulnscanError(f"{file}: not found: set {THRESHOLD_KEY} (0-100) there")
-    smap = SourceMap()
-    try:
-        data = load_yaml(file, smap=smap)
-    except YamlSourceError as exc:
-        raise VulnscanError(str(exc)) from exc
-    if not isinstance(data, dict) or THRESHOLD_KEY not in data:
-        raise VulnscanError(f"{file}:1: {THRESHOLD_KEY} is missing")
-    value = data[THRESHOLD_KEY]
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-        raise VulnscanError(
-            f"{smap.locate((THRESHOLD_KEY,))}: {THRESHOLD_KEY} must be an integer from 0 to "
-            f"100, not {value!r}"
-        )
-    return value
+def load_threshold(model: Model) -> int:
+    """The environment's minimum hardening index (`gestic_vulnscan.min_index`, validated with
+    the rest of the model)."""
+    section = required(
+        model,
+        model.vulnscan,
+        var="gestic_vulnscan",
+        need="the minimum hardening index, min_index (0-100), in vulnscan.yml (docs/vulnscan.md)",
+        error=VulnscanError,
+    )
+    return section.min_index
 
 
 class Status(StrEnum):

@@ -21,25 +21,25 @@ def _failures(lab: Lab, extravars: dict[str, Any]) -> tuple[Any, dict[str, list[
 
 
 def test_play_fails_when_the_minimum_is_above_the_achievable_index(lab: Lab) -> None:
-    result, failed = _failures(lab, {"gestic_vulnscan_min_index": 100})
+    result, failed = _failures(lab, {"gestic_vulnscan": {"min_index": 100}})
     assert not result.ok
     assert result.failed_hosts == [SCANNED]
     for host, messages in failed.items():
         (message,) = messages
         assert message.startswith("Require the minimum hardening index: "), message
         assert f"{host}: lynis hardening index " in message
-        assert "is below the minimum 100 (gestic_vulnscan_min_index)" in message
+        assert "is below the minimum 100 (gestic_vulnscan.min_index)" in message
     assert result.changed == 0  # a scan is a read
     # with the repository's minimum the same reports pass, and are collected for the report
     ok, failed = _failures(lab, {})
     assert ok.ok, failed
     reports = lab.ctx.artifacts / "vulnscan"
-    report = collect(lab.ctx.model, reports, threshold=load_threshold(lab.ctx.inventory))
+    report = collect(lab.ctx.model, reports, threshold=load_threshold(lab.ctx.model))
     assert report.ok, to_document(report)["summary"]
 
 
 def test_play_stops_on_a_bad_minimum_before_scanning(lab: Lab) -> None:
-    result, failed = _failures(lab, {"gestic_vulnscan_min_index": 250})
+    result, failed = _failures(lab, {"gestic_vulnscan": {"min_index": 250}})
     assert result.failed_hosts == [SCANNED]
     for messages in failed.values():
         (message,) = messages

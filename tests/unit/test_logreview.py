@@ -30,13 +30,11 @@ import pytest
 from click.testing import CliRunner
 
 from gestic.cli import cli
-from gestic.errors import LogReviewError
+from gestic.errors import LogReviewError, ModelError
 from gestic.ledger import Ledger
 from gestic.logreview import (
     ReadStats,
-    ReviewSettings,
     extract_events,
-    load_settings,
     localise_detail,
     make_window,
     parse_line,
@@ -44,13 +42,15 @@ from gestic.logreview import (
     review,
     write_report,
 )
+from gestic.model import load_model
+from gestic.model.schema import LogReview
 
 from ..paths import LAB_INVENTORY
 
 DATA = Path(__file__).parent / "data"
 BOGOTA = ZoneInfo("America/Bogota")
 MODEL_HOSTS = ("bkp-a1", "db-a1", "db-p1", "svc-p1", "web-a1", "web-p1")
-SETTINGS = ReviewSettings()
+SETTINGS = LogReview()
 
 
 def central_tree(root: Path, *, gzip_rotated: bool = False) -> Path:
@@ -238,7 +238,7 @@ def test_routine_logins_of_the_automation_account_are_not_listed(tree: Path) -> 
     result = run_review(tree)
     logins = result.notable("login_ok")
     assert [(e.host, e.user, e.detail) for e in logins] == [("web-p1", "ana", "password")]
-    other = ReviewSettings(automation_accounts=())
+    other = LogReview(automation_accounts=())
     lines, stats = read_tree(tree)
     everyone = review(
         lines,
@@ -354,43 +354,71 @@ def test_bad_windows_are_refused_clearly(args: dict[str, str], message: str) -> 
 
 
 def test_settings_come_from_the_inventory() -> None:
-    settings = load_settings(LAB_INVENTORY)
-    assert settings.timezone == "America/Bogota"
-    assert settings.automation_accounts == ("gestic",)
+    settings = load_model(LAB_INVENTORY, check_machine=False).logging
+    assert settings.review.timezone == "America/Bogota"
+    assert settings.review.automation_accounts == ("gestic",)
     assert settings.remote_dir == "/var/log/remote"
-    assert settings.failure_threshold >= 1
+    assert settings.review.failure_threshold >= 1
+    assert (settings.port, settings.retention_days, settings.queue_max_disk) == (6514, 90, "256m")
+    production = load_model(LAB_INVENTORY.parent / "production", check_machine=False).logging
+    assert (production.retention_days, production.queue_max_disk) == (365, "2g")
 
 
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("failure_threshold: 5", "failure_threshold: 0", "logging_review.failure_threshold"),
-        ("timezone: America/Bogota", "timezone: Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
         (
-            "  automation_accounts: [gestic]",
-            "  automation_accounts: [gestic]\n  colour: red",
-            "logging_review.colour: Extra inputs are not permitted",
+            "failure_threshold: 5",
+            "failure_threshold: 0",
+            "gestic_logging.review.failure_threshold: Input should be greater than or equal to 1",
         ),
         (
-            "logging_remote_dir: /var/log/remote",
-            "logging_remote_dir: relative/dir",
-            "logging_remote_dir: String should match pattern",
+            "timezone: America/Bogota",
+            "timezone: Mars/Olympus",
+            "gestic_logging.review.timezone: Value error, unknown time zone 'Mars/Olympus'",
         ),
+        (
+            "    automation_accounts: [gestic]",
+            "    automation_accounts: [gestic]\n    colour: red",
+            "gestic_logging.review.colour: Extra inputs are not permitted",
+        ),
+        (
+            "remote_dir: /var/log/remote",
+            "remote_dir: relative/dir",
+            "gestic_logging.remote_dir: String should match pattern",
+        ),
+        ("port: 6514", "port: 0", "gestic_logging.port: Input should be greater than or equal"),
+        ("queue_max_disk: 256m", "queue_max_disk: lots", "gestic_logging.queue_max_disk: String"),
+        ("retention_days: 90", "retention_days: many", "gestic_logging.retention_days: Input"),
     ],
 )
 def test_bad_settings_name_file_key_and_line(
     lab_inventory: Path, old: str, new: str, message: str
 ) -> None:
+    """The logging settings are a section of the model: a bad value stops its load, located."""
     file = lab_inventory / "group_vars" / "all" / "logging.yml"
     text = file.read_text()
     assert old in text
-    file.write_text(text.replace(old, new))
-    with pytest.raises(LogReviewError) as err:
-        load_settings(lab_inventory)
-    assert message in str(err.value)
+    file.write_text(text.replace(old, new, 1))
+    with pytest.raises(ModelError) as err:
+        load_model(lab_inventory, check_machine=False)
     first = new.splitlines()[-1].strip()  # the line the bad value is on
     line = next(i for i, t in enumerate(file.read_text().splitlines(), 1) if first in t)
-    assert f"{file}:{line}: " in str(err.value), str(err.value)
+    (problem,) = err.value.problems
+    assert problem.startswith(f"{file}:{line}: {message}"), problem
+
+
+def test_the_old_setting_names_are_refused_with_the_new_ones(lab_inventory: Path) -> None:
+    file = lab_inventory / "group_vars" / "all" / "logging.yml"
+    file.write_text("logging_port: 6514\nlogging_review:\n  failure_threshold: 5\n")
+    with pytest.raises(ModelError) as err:
+        load_model(lab_inventory, check_machine=False)
+    assert err.value.problems == [
+        f"{file}:1: logging_port: 'logging_port' is now 'gestic_logging.port' "
+        "(docs/environments.md)",
+        f"{file}:2: logging_review: 'logging_review' is now 'gestic_logging.review' "
+        "(docs/environments.md)",
+    ]
 
 
 # -- report --------------------------------------------------------------------------------------

@@ -8,20 +8,26 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
 
-from gestic.errors import ManifestError
-from gestic.rpa.manifest import RpaSettings, load_bot, load_settings
+from gestic.commands.rpa import RpaContext
+from gestic.context import Context
+from gestic.errors import ManifestError, ModelError
+from gestic.model import load_model
+from gestic.model.schema import Rpa
+from gestic.rpa.manifest import load_bot
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
 from gestic.rpa.report import trend_svg, write_report
+from gestic.rpa.robots_env import ROBOTS_ENV_ENV
 from gestic.rpa.sla import Period
 
 from ..paths import ROOT
 from .test_rpa_sla import BOGOTA, Seeder, bogota
 
-SETTINGS = RpaSettings(target=0.9, timezone="America/Bogota")
+SETTINGS = Rpa(target=0.9, timezone="America/Bogota")
 
 
 @pytest.fixture
@@ -125,20 +131,53 @@ def test_trend_svg_leaves_gaps_for_months_without_data() -> None:
 
 
 def test_lab_settings_give_the_target() -> None:
-    settings = load_settings(ROOT / "inventory" / "lab")
+    settings = load_model(ROOT / "inventory" / "lab", check_machine=False).rpa
+    assert settings is not None
     assert settings.target == 0.95
     assert "conciliacion-pagos" in settings.bots
-    assert load_settings(ROOT / "inventory" / "production").target == 0.95
+    assert settings.scheduler_inventory == "inventory/lab"
+    production = load_model(ROOT / "inventory" / "production", check_machine=False).rpa
+    assert production is not None
+    assert production.target == 0.95
 
 
-def test_bad_settings_name_file_key_and_line(tmp_path: Path) -> None:
-    rpa = tmp_path / "group_vars" / "all" / "rpa.yml"
-    rpa.parent.mkdir(parents=True)
-    rpa.write_text("gestic_rpa_target: 1.5\ngestic_rpa_tarjet: 0.9\n")
-    with pytest.raises(ManifestError) as err:
-        load_settings(tmp_path)
-    assert f"{rpa}:1: gestic_rpa_target:" in str(err.value)
-    assert f"{rpa}:2: gestic_rpa_tarjet: unknown RPA setting" in str(err.value)
+def test_bad_settings_name_file_key_and_line(lab_inventory: Path) -> None:
+    """The RPA settings are a section of the model: a bad value stops its load, located."""
+    rpa = lab_inventory / "group_vars" / "all" / "rpa.yml"
+    rpa.write_text(
+        "gestic_rpa:\n  target: 1.5\n  tarjet: 0.9\n  timezone: Mars/Olympus\n"
+        "gestic_rpa_target: 0.9\n"
+    )
+    with pytest.raises(ModelError) as err:
+        load_model(lab_inventory, check_machine=False)
+    assert sorted(err.value.problems) == [
+        f"{rpa}:2: gestic_rpa.target: Input should be less than or equal to 1",
+        f"{rpa}:3: gestic_rpa.tarjet: Extra inputs are not permitted",
+        f"{rpa}:4: gestic_rpa.timezone: Value error, unknown time zone 'Mars/Olympus'",
+        f"{rpa}:5: gestic_rpa_target: 'gestic_rpa_target' is now 'gestic_rpa.target' "
+        "(docs/environments.md)",
+    ]
+
+
+def test_the_commands_read_the_settings_from_the_model(
+    lab_inventory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def rpa() -> RpaContext:
+        ctx = Context(inventory=lab_inventory, state=tmp_path / "state", cache=tmp_path / "c")
+        return RpaContext(ctx, None)
+
+    # on a host of the lab, the machine's routes are the lab's own networks
+    monkeypatch.setattr(
+        "gestic.model.loader.machine_routes", lambda: [IPv4Network("10.213.1.0/24")]
+    )
+    monkeypatch.delenv(ROBOTS_ENV_ENV, raising=False)
+    with pytest.raises(ModelError, match=r"overlaps this machine's route 10\.213\.1\.0/24"):
+        rpa().settings  # noqa: B018 - on the controller the model checks the routes
+    monkeypatch.setenv(ROBOTS_ENV_ENV, str(tmp_path / "robots-env"))  # a bots host
+    assert rpa().settings.target == 0.95
+    (lab_inventory / "group_vars" / "all" / "rpa.yml").unlink()
+    with pytest.raises(ManifestError, match="environment 'lab' declares no gestic_rpa"):
+        rpa().settings  # noqa: B018
 
 
 def test_cli_report(seeded: tuple[str, WorkQueue], tmp_path: Path) -> None:

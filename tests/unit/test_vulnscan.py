@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from gestic.cli import cli
-from gestic.errors import VulnscanError
+from gestic.errors import ModelError, VulnscanError
 from gestic.ledger import Ledger
 from gestic.model import load_model
 from gestic.vulnscan import (
@@ -131,29 +131,43 @@ def test_missing_report_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_threshold_of_the_repository_inventories() -> None:
-    lab = load_threshold(LAB_INVENTORY)
-    production = load_threshold(ROOT / "inventory" / "production")
+    lab = load_threshold(load_model(LAB_INVENTORY, check_machine=False))
+    production = load_threshold(load_model(ROOT / "inventory" / "production", check_machine=False))
     # the hardened lab must pass its own minimum; the unhardened one must not
     assert read_report(BEFORE).hardening_index < lab <= read_report(AFTER).hardening_index
     assert production >= lab
 
 
-@pytest.mark.parametrize("bad", ["'70'", "101", "-1", "true", "7.5", "[70]"])
-def test_bad_threshold_names_file_and_line(lab_inventory: Path, bad: str) -> None:
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("'70'", "Input should be a valid integer"),
+        ("101", "Input should be less than or equal to 100"),
+        ("-1", "Input should be greater than or equal to 0"),
+        ("true", "Input should be a valid integer"),
+        ("7.5", "Input should be a valid integer"),
+        ("[70]", "Input should be a valid integer"),
+    ],
+)
+def test_bad_threshold_names_file_key_and_line(lab_inventory: Path, bad: str, message: str) -> None:
+    """The minimum is a section of the model: a bad one stops the model's load, located."""
     file = lab_inventory / "group_vars" / "all" / "vulnscan.yml"
-    file.write_text(f"# comment\ngestic_vulnscan_min_index: {bad}\n")
-    with pytest.raises(VulnscanError, match=rf"^{file}:2: gestic_vulnscan_min_index must be"):
-        load_threshold(lab_inventory)
+    file.write_text(f"# comment\ngestic_vulnscan:\n  min_index: {bad}\n")
+    with pytest.raises(ModelError) as err:
+        load_model(lab_inventory, check_machine=False)
+    assert err.value.problems == [f"{file}:3: gestic_vulnscan.min_index: {message}"]
 
 
 def test_missing_threshold_is_a_clear_error(lab_inventory: Path) -> None:
     file = lab_inventory / "group_vars" / "all" / "vulnscan.yml"
-    file.write_text("other: 1\n")
-    with pytest.raises(VulnscanError, match="gestic_vulnscan_min_index is missing"):
-        load_threshold(lab_inventory)
+    file.write_text("gestic_vulnscan: {}\n")
+    with pytest.raises(ModelError) as err:
+        load_model(lab_inventory, check_machine=False)
+    assert err.value.problems == [f"{file}:1: gestic_vulnscan.min_index: Field required"]
     file.unlink()
-    with pytest.raises(VulnscanError, match="not found"):
-        load_threshold(lab_inventory)
+    model = load_model(lab_inventory, check_machine=False)
+    with pytest.raises(VulnscanError, match=r"declares no gestic_vulnscan in its group_vars/all"):
+        load_threshold(model)
 
 
 def test_verdict_at_the_edges() -> None:
@@ -289,11 +303,13 @@ def test_report_command_stops_on_a_bad_threshold(
     state: Path, lab_inventory: Path, tmp_path: Path
 ) -> None:
     (lab_inventory / "group_vars" / "all" / "vulnscan.yml").write_text(
-        "gestic_vulnscan_min_index: high\n"
+        "gestic_vulnscan:\n  min_index: high\n"
     )
     result = _invoke(lab_inventory)
     assert result.exit_code != 0
-    assert "vulnscan.yml:1: gestic_vulnscan_min_index must be" in str(result.exception)
+    assert "vulnscan.yml:2: gestic_vulnscan.min_index: Input should be a valid integer" in str(
+        result.exception
+    )
     assert not (state / "artifacts" / "vulnscan" / "vulnscan-report.json").exists()
 
 

@@ -21,6 +21,7 @@ from gestic.converge import ansible_env, run_isolated
 from gestic.dr.drill import cleanup, probes_for, run_wave
 from gestic.dr.plan import Plan
 from gestic.errors import DrError
+from gestic.model.schema import required
 
 AGENT = "/usr/local/sbin/gestic-dr"
 
@@ -111,9 +112,15 @@ def backup_now(ctx: Context, service: str, *, tag: str | None = None) -> AgentCa
 
 
 def maintenance_host(ctx: Context) -> str:
-    from gestic.backup.repositories import load_repositories  # noqa: PLC0415
-
-    return load_repositories(ctx.inventory, ctx.model).maintenance_host
+    """The host that maintains the repositories (gestic_backup_maintenance, in the model)."""
+    maintenance = required(
+        ctx.model,
+        ctx.model.backup_maintenance,
+        var="gestic_backup_maintenance",
+        need="the host that maintains the backup repositories (dr_backup.yml, docs/dr.md)",
+        error=DrError,
+    )
+    return maintenance.host
 
 
 def check(ctx: Context, service: str, *, read_data: bool = True) -> AgentCall:

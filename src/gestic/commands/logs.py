@@ -17,7 +17,6 @@ from gestic.logreview import (
     KINDS,
     Review,
     fetch_central_logs,
-    load_settings,
     make_window,
     read_tree,
     review,
@@ -67,9 +66,9 @@ def review_command(
     as_json: bool,
 ) -> None:
     """Review the auth logs of every host for a period; write JSON and an HTML report."""
-    settings = load_settings(obj.inventory)
-    window = make_window(period=period, since=since, until=until, tz=settings.tz)
     model = obj.model
+    settings = model.logging
+    window = make_window(period=period, since=since, until=until, tz=settings.review.tz)
     out_dir = output or obj.artifacts / "logs"
     run_dir = out_dir / f"revision-logs-{window.label}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     with obj.ledger.record(kind="logs.review", target=window.label) as run:
@@ -96,7 +95,7 @@ def review_command(
             window=window,
             stats=stats,
             hosts=model.hosts,
-            settings=settings,
+            settings=settings.review,
             environment=model.environment,
         )
         files = write_report(result, lang=lang, out_dir=out_dir)

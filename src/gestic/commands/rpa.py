@@ -20,11 +20,13 @@ from rich.table import Table
 from gestic.commands import lang_option
 from gestic.console import console
 from gestic.context import Context
-from gestic.errors import ModelError, RpaError
+from gestic.errors import ManifestError, ModelError, RpaError
 from gestic.lab import names
 from gestic.lab.network import netns_exists
 from gestic.ledger import LEDGER_URL_ENV, default_url
-from gestic.rpa.manifest import Bot, Catalog, RpaSettings, catalog, load_seed, load_settings
+from gestic.model import Model, load_model
+from gestic.model.schema import Rpa, required
+from gestic.rpa.manifest import Bot, Catalog, catalog, load_seed
 from gestic.rpa.queue import WorkQueue
 from gestic.rpa.report import write_report
 from gestic.rpa.results import BotRun
@@ -56,6 +58,7 @@ class RpaContext:
         self.robots = (robots or Path(os.environ.get(ROBOTS_ENV) or ctx.root / "robots")).resolve()
         self._queue: WorkQueue | None = None
         self._catalog: Catalog | None = None
+        self._model: Model | None = None
 
     @property
     def ledger_url(self) -> str:
@@ -80,8 +83,26 @@ class RpaContext:
         return self.catalog.bot(name)
 
     @property
-    def settings(self) -> RpaSettings:
-        return load_settings(self.ctx.inventory)
+    def model(self) -> Model:
+        """The environment's model. On a bots host (the rpa_scheduler role sets
+        GESTIC_ROBOTS_ENV) it is read without the check of the machine's routes: that host's
+        routes are the environment's own networks, which a lab range always overlaps."""
+        if not os.environ.get(ROBOTS_ENV_ENV):
+            return self.ctx.model
+        if self._model is None:
+            self._model = load_model(self.ctx.inventory, check_machine=False)
+        return self._model
+
+    @property
+    def settings(self) -> Rpa:
+        """The model's RPA section (gestic_rpa), required by the indicator and the schedule."""
+        return required(
+            self.model,
+            self.model.rpa,
+            var="gestic_rpa",
+            need="the RPA indicator's target and the bots it schedules (rpa.yml, docs/rpa.md)",
+            error=ManifestError,
+        )
 
     @property
     def queue(self) -> WorkQueue:
@@ -133,7 +154,7 @@ class RpaContext:
     def warn_lab_addresses(self, bot: Bot, variables: Mapping[str, str]) -> None:
         """Say so when a bot's URLs point into the lab range but the robots run outside it."""
         try:
-            lab = self.ctx.model.lab
+            lab = self.model.lab
         except ModelError:  # only a hint: a run needs no model (e.g. on a bots host)
             return
         if lab is None:
@@ -434,7 +455,7 @@ def report(obj: RpaContext, period: str, lang: str, output: Path | None, months:
             lang=lang,
             out_dir=out_dir,
             months=months,
-            environment=rpa.ctx.model.environment,
+            environment=rpa.model.environment,
         )
         run.summary = f"{paths.indicator.summary()}"
         run.add_details(html=str(paths.html), json=str(paths.json))

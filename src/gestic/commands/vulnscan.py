@@ -36,7 +36,7 @@ def _reports_dir(obj: Context) -> Path:
 
 def _report(obj: Context, *, lang: Lang, output: Path | None, min_index: int | None) -> None:
     """Build, print and write the report, and record it in the ledger."""
-    threshold = load_threshold(obj.inventory) if min_index is None else min_index
+    threshold = load_threshold(obj.model) if min_index is None else min_index
     out_dir = output or obj.artifacts / "vulnscan"
     with obj.ledger.record(kind="vulnscan.report", target=obj.model.environment) as run:
         report = collect(obj.model, _reports_dir(obj), threshold=threshold)
@@ -99,7 +99,7 @@ _min_index_option = click.option(
     "--min-index",
     type=click.IntRange(0, 100),
     default=None,
-    help="Minimum hardening index (default: gestic_vulnscan_min_index of the inventory).",
+    help="Minimum hardening index (default: gestic_vulnscan.min_index of the inventory).",
 )
 
 
@@ -120,7 +120,7 @@ def report(obj: Context, lang: str, output: Path | None, min_index: int | None) 
 @click.pass_obj
 def scan(obj: Context, limit: str | None, lang: str, output: Path | None) -> None:
     """Scan the hosts now (however recent their last scan), then write the report."""
-    threshold = load_threshold(obj.inventory)  # a bad setting stops before any scan
+    threshold = load_threshold(obj.model)  # a bad setting stops before any scan
     with obj.ledger.record(kind="vulnscan.scan", target=obj.target) as run:
         result = obj.run_playbook(
             limit=limit,

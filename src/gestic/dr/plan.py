@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from gestic.errors import PlanError, YamlSourceError
 from gestic.model import Model
-from gestic.model.yamlsrc import Key, SourceMap, load_yaml
+from gestic.model.yamlsrc import Key, Problems, SourceMap, load_yaml
 
 PLAN_FILE = Path("dr") / "plan.yml"
 
@@ -162,20 +162,7 @@ class Plan(_Frozen):
         return [s for s in self.steps if s.at == at and (wave is None or s.wave == wave)]
 
 
-class _Problems:
-    def __init__(self, smap: SourceMap, fallback: Path) -> None:
-        self.smap = smap
-        self.fallback = fallback
-        self.items: list[str] = []
-
-    def add(self, key: Key, message: str) -> None:
-        origin = self.smap.locate(key)
-        where = str(origin) if origin else str(self.fallback)
-        dotted = ".".join(str(k) for k in key) or "(top)"
-        self.items.append(f"{where}: {dotted}: {message}")
-
-
-def _validation_problems(exc: ValidationError, key: Key, problems: _Problems) -> None:
+def _validation_problems(exc: ValidationError, key: Key, problems: Problems) -> None:
     for err in exc.errors():
         # discriminated unions add the tag to the location; keep it readable
         loc = tuple(p for p in err["loc"] if p not in ("http", "sql", "file"))
@@ -193,7 +180,7 @@ def load_plan(path: Path, model: Model) -> Plan:
         raw = load_yaml(path, smap=smap)
     except YamlSourceError as exc:
         raise PlanError([str(exc)]) from exc
-    problems = _Problems(smap, path)
+    problems = Problems(smap, path)
     if not isinstance(raw, dict):
         raise PlanError([f"{path}:1: the plan must be a mapping (version, title, waves, ...)"])
     data: dict[str, Any] = dict(raw)
@@ -218,10 +205,10 @@ def load_plan(path: Path, model: Model) -> Plan:
     return plan
 
 
-class _EndpointKeys(_Problems):
+class _EndpointKeys(Problems):
     """Maps ("endpoints", i, ...) back to the mapping key the YAML used for endpoint i."""
 
-    def __init__(self, inner: _Problems, endpoints_raw: Any) -> None:
+    def __init__(self, inner: Problems, endpoints_raw: Any) -> None:
         super().__init__(inner.smap, inner.fallback)
         self.items = inner.items
         self.names = list(endpoints_raw) if isinstance(endpoints_raw, dict) else []
@@ -232,7 +219,7 @@ class _EndpointKeys(_Problems):
         super().add(key, message)
 
 
-def _cross_check(plan: Plan, model: Model, problems: _Problems, endpoints_raw: Any) -> None:
+def _cross_check(plan: Plan, model: Model, problems: Problems, endpoints_raw: Any) -> None:
     """Rules across sections and against the model: references, order, targets, coverage."""
     waves = {w.name: i for i, w in enumerate(plan.waves)}
     placed: dict[str, int] = {}

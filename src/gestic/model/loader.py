@@ -13,23 +13,28 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from gestic.errors import ModelError, YamlSourceError
 from gestic.model.routes import machine_routes, overlaps
 from gestic.model.schema import (
     AccessGroup,
     Account,
+    BackupMaintenance,
     BackupPolicy,
+    BackupRepository,
     Connection,
     Host,
     Lab,
+    Logging,
     Model,
     Monitoring,
+    Rpa,
     Service,
     Site,
+    Vulnscan,
 )
-from gestic.model.yamlsrc import Key, SourceMap, load_yaml
+from gestic.model.yamlsrc import Key, Problems, SourceMap, load_yaml
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -39,32 +44,8 @@ AUTOMATION_ACCOUNT = "gestic"  # Ansible's account (ansible_user): never declare
 RESERVED_ACCOUNTS = frozenset({"root", "nobody"})
 
 
-class _Problems:
-    """Collects problems, each located by the source map."""
-
-    def __init__(self, smap: SourceMap, fallback: Path) -> None:
-        self.smap = smap
-        self.fallback = fallback
-        self.items: list[str] = []
-
-    def add(self, key: Key, message: str) -> None:
-        origin = self.smap.locate(key)
-        where = str(origin) if origin else str(self.fallback)
-        dotted = ".".join(str(k) for k in key)
-        self.items.append(f"{where}: {dotted}: {message}")
-
-
-def _validate(cls: type[T], data: Any, key: Key, problems: _Problems) -> T | None:
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            problems.add((*key, *err["loc"]), err["msg"])
-        return None
-
-
 def _walk_groups(
-    name: str, group: Any, key: Key, out: dict[str, dict[str, Any]], problems: _Problems
+    name: str, group: Any, key: Key, out: dict[str, dict[str, Any]], problems: Problems
 ) -> None:
     """Collect hosts (their vars and groups) from one Ansible inventory group, recursively."""
     if group is None:
@@ -164,11 +145,25 @@ def _yaml_dates(data: Any, key: Key = ()) -> Iterable[Key]:
 KNOWN_SETTINGS = frozenset({
     "gestic_access_groups", "gestic_accounts", "gestic_backup_maintenance",
     "gestic_backup_passwords", "gestic_backup_policies", "gestic_backup_repositories",
-    "gestic_connection", "gestic_lab", "gestic_monitoring", "gestic_rpa_at_risk_window_minutes",
-    "gestic_rpa_bots", "gestic_rpa_target", "gestic_rpa_timezone", "gestic_services",
-    "gestic_sites",
-    "gestic_vulnscan_min_index",
+    "gestic_connection", "gestic_lab", "gestic_logging", "gestic_monitoring", "gestic_rpa",
+    "gestic_services", "gestic_sites", "gestic_vulnscan",
 })  # fmt: skip
+#: Settings that were renamed into a section: an inventory that still uses the old name is told
+#: the new one (rather than the setting being ignored, silently, for its default).
+RENAMED = {
+    "logging_port": "gestic_logging.port",
+    "logging_remote_dir": "gestic_logging.remote_dir",
+    "logging_retention_days": "gestic_logging.retention_days",
+    "logging_queue_max_disk": "gestic_logging.queue_max_disk",
+    "logging_cert_days": "gestic_logging.cert_days",
+    "logging_review": "gestic_logging.review",
+    "gestic_rpa_target": "gestic_rpa.target",
+    "gestic_rpa_at_risk_window_minutes": "gestic_rpa.at_risk_window_minutes",
+    "gestic_rpa_timezone": "gestic_rpa.timezone",
+    "gestic_rpa_bots": "gestic_rpa.bots",
+    "rpa_scheduler_inventory": "gestic_rpa.scheduler_inventory",
+    "gestic_vulnscan_min_index": "gestic_vulnscan.min_index",
+}
 #: The `gestic_*` variables a host may carry in hosts.yml.
 KNOWN_HOST_VARS = frozenset({"gestic_address", "gestic_owner", "gestic_size"})
 
@@ -179,10 +174,12 @@ def _did_you_mean(name: str, known: Iterable[str]) -> str:
 
 
 def _unknown_settings(
-    settings: dict[str, Any], raw_hosts: dict[str, dict[str, Any]], problems: _Problems
+    settings: dict[str, Any], raw_hosts: dict[str, dict[str, Any]], problems: Problems
 ) -> None:
     for var in sorted(settings):
-        if str(var).startswith("gestic_") and var not in KNOWN_SETTINGS:
+        if (new := RENAMED.get(str(var))) is not None:
+            problems.add((var,), f"'{var}' is now '{new}' (docs/environments.md)")
+        elif str(var).startswith("gestic_") and var not in KNOWN_SETTINGS:
             problems.add((var,), f"unknown setting '{var}'{_did_you_mean(var, KNOWN_SETTINGS)}")
     for host, entry in sorted(raw_hosts.items()):
         for var in sorted(entry["vars"]):
@@ -194,7 +191,7 @@ def _unknown_settings(
 
 
 def _named(
-    cls: type[T], raw: Any, key: Key, problems: _Problems, *, field: str = "name"
+    cls: type[T], raw: Any, key: Key, problems: Problems, *, field: str = "name"
 ) -> dict[str, T]:
     """Validate a mapping of name -> settings; the name goes into `field` of each item."""
     if not isinstance(raw, dict):
@@ -208,14 +205,32 @@ def _named(
         if field in body and body[field] != name:
             problems.add((*key, name, field), f"{field} {body[field]!r} differs from its key")
             continue
-        item = _validate(cls, {**body, field: name}, (*key, name), problems)
+        item = problems.validate(cls, {**body, field: name}, (*key, name))
         if item is not None:
             result[str(name)] = item
     return result
 
 
+def _section(cls: type[T], settings: dict[str, Any], var: str, problems: Problems) -> T | None:
+    """The setting `var` (one mapping) as a `cls`; None when absent or invalid (reported)."""
+    if var not in settings:
+        return None
+    return problems.validate(cls, settings[var], (var,))
+
+
+def _listed(cls: type[T], settings: dict[str, Any], var: str, problems: Problems) -> dict[int, T]:
+    """The setting `var` (a list) as `cls` items by position; the invalid ones are reported
+    and left out (the others keep their position, so that later problems name the right line)."""
+    raw = settings.get(var, [])
+    if not isinstance(raw, list):
+        problems.add((var,), "must be a list")
+        return {}
+    items = {i: problems.validate(cls, entry, (var, i)) for i, entry in enumerate(raw)}
+    return {i: item for i, item in items.items() if item is not None}
+
+
 def _hosts(
-    raw_hosts: dict[str, dict[str, Any]], sites: dict[str, Site], problems: _Problems
+    raw_hosts: dict[str, dict[str, Any]], sites: dict[str, Site], problems: Problems
 ) -> dict[str, Host]:
     hosts: dict[str, Host] = {}
     for name, entry in raw_hosts.items():
@@ -241,19 +256,19 @@ def _hosts(
                 problems.add(key, f"missing required variable gestic_{field}")
         if any(data[f] is None for f in ("address", "owner")):
             continue
-        if (host := _validate(Host, data, key, problems)) is not None:
+        if (host := problems.validate(Host, data, key)) is not None:
             hosts[name] = host
     return hosts
 
 
-def _connection(root: Path, settings: dict[str, Any], problems: _Problems) -> Connection | None:
+def _connection(root: Path, settings: dict[str, Any], problems: Problems) -> Connection | None:
     """`gestic_connection`, with every file it names checked before anything runs."""
     if "gestic_connection" not in settings:
         return None
     raw = settings["gestic_connection"]
     if isinstance(raw, dict) and "user" not in raw and "ansible_user" in settings:
         raw = {**raw, "user": settings["ansible_user"]}
-    conn = _validate(Connection, raw, ("gestic_connection",), problems)
+    conn = problems.validate(Connection, raw, ("gestic_connection",))
     if conn is None:
         return None
     files: list[tuple[Key, str | None]] = [
@@ -273,7 +288,7 @@ def _connection(root: Path, settings: dict[str, Any], problems: _Problems) -> Co
     return conn
 
 
-def _cross_check(model: Model, problems: _Problems, keys: dict[str, Key]) -> None:
+def _cross_check(model: Model, problems: Problems, keys: dict[str, Key]) -> None:
     """Rules across sections: addresses within sites, references resolve, networks apart."""
     sites, hosts = model.sites, model.hosts
     seen: dict[Any, str] = {}
@@ -323,7 +338,7 @@ def _cross_check(model: Model, problems: _Problems, keys: dict[str, Key]) -> Non
     _check_monitoring(model, keys, problems)
 
 
-def _check_monitoring(model: Model, keys: dict[str, Key], problems: _Problems) -> None:
+def _check_monitoring(model: Model, keys: dict[str, Key], problems: Problems) -> None:
     """The monitoring's servers are hosts, every service has a probe and every tier a target."""
     mon = model.monitoring
     if mon is None:
@@ -352,13 +367,56 @@ def _check_monitoring(model: Model, keys: dict[str, Key], problems: _Problems) -
                 )
 
 
+def _check_backup_repositories(
+    model: Model,
+    settings: dict[str, Any],
+    repositories: dict[int, BackupRepository],
+    keys: dict[str, Key],
+    problems: Problems,
+) -> None:
+    """The repositories and their maintenance are on declared hosts, enough for every policy."""
+    var = "gestic_backup_repositories"
+    if var not in settings and "gestic_backup_maintenance" not in settings:
+        return  # no backup repositories in this environment
+    raw = settings.get(var)
+    repos, maintenance = model.backup_repositories, model.backup_maintenance
+    if var not in settings:
+        problems.add(
+            ("gestic_backup_maintenance",), f"missing: {var}, the repositories it maintains"
+        )
+    elif not raw:
+        problems.add((var,), "declare at least one repository")
+    names: set[str] = set()
+    for i, repo in repositories.items():
+        if repo.host not in keys:
+            problems.add((var, i, "host"), f"unknown host '{repo.host}'")
+        if repo.name in names:
+            problems.add((var, i, "name"), f"repository '{repo.name}' is declared twice")
+        names.add(repo.name)
+    count = len(raw) if isinstance(raw, list) else len(repos)
+    for name, policy in model.backup_policies.items():
+        if count and policy.copies > count:
+            problems.add(
+                (var,),
+                f"policy '{name}' keeps {policy.copies} copies but only {count} "
+                "repositories are declared",
+            )
+    if "gestic_backup_maintenance" not in settings:
+        problems.add(
+            ("gestic_backup_maintenance",),
+            f"missing: {var} needs the host that maintains them (gestic_backup_maintenance.host)",
+        )
+    elif maintenance is not None and maintenance.host not in keys:
+        problems.add(("gestic_backup_maintenance", "host"), f"unknown host '{maintenance.host}'")
+
+
 def _check_accounts(
     *,
     model: Model,
     raw_hosts: dict[str, dict[str, Any]],
     settings: dict[str, Any],
-    problems: _Problems,
-    warnings: _Problems,
+    problems: Problems,
+    warnings: Problems,
     today: date,
 ) -> None:
     """Accounts: references resolve, uids and keys are personal, dates make sense."""
@@ -436,7 +494,7 @@ def load_model(
     root = root.resolve()
     smap = SourceMap()
     inventory, settings = _read_sources(root, smap)
-    problems = _Problems(smap, root / HOSTS_FILE)
+    problems = Problems(smap, root / HOSTS_FILE)
     raw_hosts: dict[str, dict[str, Any]] = {}
     if not isinstance(inventory, dict) or "all" not in inventory:
         problems.add(("inventory",), "inventory must have a top-level 'all' group")
@@ -454,15 +512,14 @@ def load_model(
         problems,
     )
     services = _named(Service, settings.get("gestic_services", {}), ("gestic_services",), problems)
-    lab = None
-    if "gestic_lab" in settings:
-        lab = _validate(Lab, settings["gestic_lab"], ("gestic_lab",), problems)
+    lab = _section(Lab, settings, "gestic_lab", problems)
     connection = _connection(root, settings, problems)
-    monitoring = None
-    if "gestic_monitoring" in settings:
-        monitoring = _validate(
-            Monitoring, settings["gestic_monitoring"], ("gestic_monitoring",), problems
-        )
+    monitoring = _section(Monitoring, settings, "gestic_monitoring", problems)
+    logging = _section(Logging, settings, "gestic_logging", problems) or Logging()
+    rpa = _section(Rpa, settings, "gestic_rpa", problems)
+    vulnscan = _section(Vulnscan, settings, "gestic_vulnscan", problems)
+    repositories = _listed(BackupRepository, settings, "gestic_backup_repositories", problems)
+    maintenance = _section(BackupMaintenance, settings, "gestic_backup_maintenance", problems)
     if lab is None and connection is None:
         problems.add(
             ("gestic_connection",),
@@ -486,12 +543,19 @@ def load_model(
         lab=lab,
         connection=connection,
         monitoring=monitoring,
+        logging=logging,
+        rpa=rpa,
+        vulnscan=vulnscan,
+        backup_repositories=tuple(repositories.values()),
+        backup_maintenance=maintenance,
         vault_files=tuple(settings[VAULTS_KEY]),
         accounts=accounts,
         access_groups=access_groups,
     )
-    _cross_check(model, problems, {n: e["key"] for n, e in raw_hosts.items()})
-    warnings = _Problems(smap, root / HOSTS_FILE)
+    host_keys = {n: e["key"] for n, e in raw_hosts.items()}
+    _cross_check(model, problems, host_keys)
+    _check_backup_repositories(model, settings, repositories, host_keys, problems)
+    warnings = Problems(smap, root / HOSTS_FILE)
     _check_accounts(
         model=model,
         raw_hosts=raw_hosts,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -203,6 +204,110 @@ class Monitoring(_Frozen):
         return ZoneInfo(self.timezone)
 
 
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
+"""An IANA time zone name (America/Bogota)."""
+
+AbsolutePath = Annotated[str, StringConstraints(pattern=r"^/[^\s'\"]*[^/\s'\"]$")]
+"""An absolute path without spaces or quotes and without a trailing slash."""
+
+
+# --- log centralisation and review (gestic_logging) -----------------------------------------
+
+
+class LogReview(_Frozen):
+    """`gestic logs review`: its calendar, and when repeated failures single a source out.
+    The automation accounts' routine logins (public key) and sudo are counted apart."""
+
+    timezone: TimeZoneName = "America/Bogota"
+    failure_threshold: int = Field(default=5, ge=1)
+    automation_accounts: tuple[str, ...] = ("gestic",)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Logging(_Frozen):
+    """Log centralisation (Procedimiento Revisión de Logs): every host forwards over TLS to the
+    `logs` host, which keeps `<remote_dir>/<host>/<facility>.log` for `retention_days`."""
+
+    port: int = Field(default=6514, ge=1, le=65535)
+    remote_dir: AbsolutePath = "/var/log/remote"
+    retention_days: int = Field(default=365, ge=1)
+    queue_max_disk: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*[kmg]?$")] = "1g"
+    """Disk the forwarding queue may use while the log host is unreachable (rsyslog size)."""
+    cert_days: int = Field(default=825, ge=1)
+    review: LogReview = LogReview()
+
+
+# --- robotic process automation (gestic_rpa) ------------------------------------------------
+
+BotName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
+"""A bot's name: its directory under robots/."""
+RelativePath = Annotated[str, StringConstraints(pattern=r"^[\w-][\w./-]*$")]
+"""A relative path (letters, digits, `_`, `-`, `.` and `/`; not starting with `/` or `.`)."""
+
+
+class Rpa(_Frozen):
+    """The RPA service level's target (items done within their SLA / items due), the window
+    the at-risk forecast measures the handling rate over, the schedules' time zone, the bots
+    `gestic rpa schedule` runs (empty: every bot) and the inventory the bots host reads."""
+
+    target: float = Field(gt=0, le=1)
+    at_risk_window_minutes: float = Field(default=60, gt=0)
+    timezone: TimeZoneName = "America/Bogota"
+    bots: tuple[BotName, ...] = ()
+    scheduler_inventory: RelativePath | None = None
+    """The inventory directory (relative to the release) the bots host's scheduler reads
+    (default, the rpa_scheduler role's: inventory/production)."""
+
+
+# --- vulnerability tests (gestic_vulnscan) --------------------------------------------------
+
+
+class Vulnscan(_Frozen):
+    """The lowest lynis hardening index a host may have (Procedimiento Pruebas de
+    Vulnerabilidad): below it, the converge fails."""
+
+    min_index: int = Field(ge=0, le=100, strict=True)
+
+
+# --- backup repositories (gestic_backup_repositories, gestic_backup_maintenance) ------------
+
+OnCalendar = Annotated[str, StringConstraints(pattern=r"^[^\n%]*\S$", min_length=1)]
+"""A systemd OnCalendar expression (written into a timer unit)."""
+
+
+class BackupRepository(_Frozen):
+    """A restic repository reached over SFTP: `<root>/<service>` on `host`. The first is the
+    primary; the next ones hold the copies (`restic copy`)."""
+
+    name: Name
+    host: Name
+    root: AbsolutePath
+    description: str = ""
+
+
+class BackupMaintenance(_Frozen):
+    """The host that applies the retention, makes the copies and checks the repositories."""
+
+    host: Name
+    schedule: OnCalendar
+    check_schedule: OnCalendar
+    check_read_data_subset: Annotated[
+        str, StringConstraints(pattern=r"^([0-9]+(\.[0-9]+)?%|[0-9]+/[0-9]+|[0-9]+[KMGT]?)$")
+    ]
+    """What `restic check --read-data-subset` reads: a percentage, n/t or a size."""
+
+
 class ImageSpec(_Frozen):
     suite: Literal["bookworm"] = "bookworm"
     extra_packages: tuple[str, ...] = ()
@@ -329,6 +434,11 @@ class Model(_Frozen):
     lab: Lab | None = None
     connection: Connection | None = None
     monitoring: Monitoring | None = None
+    logging: Logging = Logging()
+    rpa: Rpa | None = None
+    vulnscan: Vulnscan | None = None
+    backup_repositories: tuple[BackupRepository, ...] = ()
+    backup_maintenance: BackupMaintenance | None = None
     vault_files: tuple[str, ...] = ()
     """group_vars/all files encrypted with ansible-vault (the environment's secrets)."""
     accounts: dict[str, Account] = Field(default_factory=dict)
@@ -350,3 +460,21 @@ class Model(_Frozen):
 
     def services_on(self, host: str) -> list[Service]:
         return [s for s in self.services.values() if host in s.hosts or host in s.dr_hosts]
+
+
+S = TypeVar("S")
+
+
+def required(
+    model: Model, section: S | None, *, var: str, need: str, error: Callable[[str], Exception]
+) -> S:
+    """A section of `model` that a command cannot do without, or `error` naming its setting.
+
+    (A section is optional in the model when an environment may go without it; a bad value in
+    it is reported with the model's other problems, when the model is read.)
+    """
+    if section is None:
+        raise error(
+            f"environment '{model.environment}' declares no {var} in its group_vars/all: {need}"
+        )
+    return section

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from gestic.errors import YamlSourceError
 
 Key = tuple[str | int, ...]
+T = TypeVar("T", bound=BaseModel)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +45,34 @@ class SourceMap:
             if (found := self.origins.get(key[:end])) is not None:
                 return found
         return None
+
+
+class Problems:
+    """Collects problems, each located by the source map: `file:line: dotted.key: message`.
+
+    The one problem collector of every YAML source (the inventory's model, the DR plan, the bot
+    manifests): a key the map does not know is reported at `fallback` (the file, or `file:1`).
+    """
+
+    def __init__(self, smap: SourceMap, fallback: Path | str) -> None:
+        self.smap = smap
+        self.fallback = fallback
+        self.items: list[str] = []
+
+    def add(self, key: Key, message: str) -> None:
+        origin = self.smap.locate(key)
+        where = str(origin) if origin else str(self.fallback)
+        dotted = ".".join(str(k) for k in key) or "(top)"
+        self.items.append(f"{where}: {dotted}: {message}")
+
+    def validate(self, cls: type[T], data: Any, key: Key = ()) -> T | None:
+        """`data` as a `cls`, or None with each validation error added under `key`."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                self.add((*key, *err["loc"]), err["msg"])
+            return None
 
 
 @dataclass(frozen=True, kw_only=True)

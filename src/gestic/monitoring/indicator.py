@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from gestic.errors import MonitoringDataMissing, MonitoringError, UsageError
 from gestic.model import Model
-from gestic.model.schema import MaintenanceWindow, Monitoring
+from gestic.model.schema import MaintenanceWindow, Monitoring, required
 from gestic.monitoring import timeline as tl
 from gestic.monitoring.prometheus import PrometheusApi, Series
 
@@ -393,9 +393,10 @@ def _daily(
 
 
 def _monitoring(model: Model) -> Monitoring:
-    if model.monitoring is None:
-        raise UsageError(
-            f"environment '{model.environment}' declares no monitoring (gestic_monitoring): "
-            "the infrastructure indicator needs it"
-        )
-    return model.monitoring
+    return required(
+        model,
+        model.monitoring,
+        var="gestic_monitoring",
+        need="the infrastructure indicator needs it (monitoring.yml, docs/monitoring.md)",
+        error=UsageError,
+    )

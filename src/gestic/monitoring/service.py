@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from gestic.context import Context
 from gestic.errors import UsageError
-from gestic.model.schema import Monitoring
+from gestic.model.schema import Monitoring, required
 from gestic.monitoring import alerts
 from gestic.monitoring.incidents import IncidentLog
 from gestic.monitoring.indicator import (
@@ -32,13 +32,13 @@ INDICATOR_KIND: Final = "indicator.infra"
 
 
 def monitoring_of(ctx: Context) -> Monitoring:
-    mon = ctx.model.monitoring
-    if mon is None:
-        raise UsageError(
-            f"environment '{ctx.model.environment}' ({ctx.inventory}) declares no monitoring: "
-            "add gestic_monitoring to its group_vars/all (see docs/monitoring.md)"
-        )
-    return mon
+    return required(
+        ctx.model,
+        ctx.model.monitoring,
+        var="gestic_monitoring",
+        need=f"add it to {ctx.inventory}/group_vars/all/monitoring.yml (see docs/monitoring.md)",
+        error=UsageError,
+    )
 
 
 def apis(ctx: Context) -> list[PrometheusApi]:

@@ -1,4 +1,7 @@
-"""Bot manifests (`robots/<bot>/manifest.yaml`) and the RPA settings of an inventory.
+"""Bot manifests (`robots/<bot>/manifest.yaml`).
+
+The RPA settings of an inventory (the indicator's target, the schedules' time zone, the enabled
+bots) are the model's `rpa` section (`gestic_rpa`, gestic.model.schema.Rpa).
 
 A manifest says what a bot's queues are, when it runs, and its service level::
 
@@ -33,16 +36,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gestic.errors import ManifestError, PayloadError, YamlSourceError
-from gestic.model.yamlsrc import Key, SourceMap, load_yaml
+from gestic.model.schema import BotName
+from gestic.model.yamlsrc import Problems, SourceMap, load_yaml
 from gestic.rpa.payload import check_payload
 
 MANIFEST = "manifest.yaml"
-SETTINGS_FILE = Path("group_vars") / "all" / "rpa.yml"
 
-BotName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
 QueueName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9.-]{1,100}$")]
 StepName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
 
@@ -122,15 +124,6 @@ class Bot:
         return f"{self.name}.salidas"
 
 
-def _problems(exc: ValidationError, smap: SourceMap, file: Path, prefix: Key) -> list[str]:
-    out = []
-    for err in exc.errors():
-        key = (*prefix, *err["loc"])
-        origin = smap.locate(key) or f"{file}:1"
-        out.append(f"{origin}: {'.'.join(str(k) for k in err['loc']) or '(top)'}: {err['msg']}")
-    return out
-
-
 def cron_problem(expr: str) -> str | None:
     """Why `expr` is not a five-field cron expression, or None if it is one."""
     fields = expr.split()
@@ -157,18 +150,11 @@ def load_bot(root: Path) -> Bot:
         raise ManifestError(str(exc)) from exc
     if not isinstance(data, dict):
         raise ManifestError(f"{file}:1: a manifest must be a mapping")
-    try:
-        manifest = Manifest.model_validate(data)
-    except ValidationError as exc:
-        raise ManifestError(
-            "invalid bot manifest:\n"
-            + "\n".join(f"  - {p}" for p in _problems(exc, smap, file, ()))
-        ) from exc
-    problems: list[str] = []
-
-    def add(key: Key, message: str) -> None:
-        origin = smap.locate(key) or f"{file}:1"
-        problems.append(f"{origin}: {'.'.join(str(k) for k in key)}: {message}")
+    problems = Problems(smap, f"{file}:1")
+    manifest = problems.validate(Manifest, data)
+    if manifest is None:
+        raise ManifestError(_invalid(problems))
+    add = problems.add
 
     if manifest.name != root.name:
         add(("name",), f"must be the bot's directory name '{root.name}'")
@@ -191,9 +177,13 @@ def load_bot(root: Path) -> Bot:
         add(("backoff_max_seconds",), "must not be shorter than backoff_seconds")
     if manifest.robot_backoff_max_seconds < manifest.robot_backoff_seconds:
         add(("robot_backoff_max_seconds",), "must not be shorter than robot_backoff_seconds")
-    if problems:
-        raise ManifestError("invalid bot manifest:\n" + "\n".join(f"  - {p}" for p in problems))
+    if problems.items:
+        raise ManifestError(_invalid(problems))
     return Bot(manifest=manifest, root=root)
+
+
+def _invalid(problems: Problems) -> str:
+    return "invalid bot manifest:\n" + "\n".join(f"  - {p}" for p in problems.items)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -287,49 +277,3 @@ def load_seed(file: Path) -> list[SeedItem]:
             raise ManifestError(f"{file}: {exc}") from exc
         items.append(SeedItem(payload=payload, files=files))
     return items
-
-
-class RpaSettings(_Frozen):
-    """`group_vars/all/rpa.yml` of an inventory: the indicator's target and enabled bots."""
-
-    target: float = Field(gt=0, le=1)
-    at_risk_window_minutes: float = Field(default=60, gt=0)
-    timezone: str = "America/Bogota"
-    bots: tuple[BotName, ...] = ()
-
-
-def load_settings(inventory: Path) -> RpaSettings:
-    """The RPA settings of an inventory directory (ManifestError with file and line)."""
-    file = inventory / SETTINGS_FILE
-    if not file.is_file():
-        raise ManifestError(f"{file}: RPA settings not found (gestic_rpa_target is required)")
-    smap = SourceMap()
-    try:
-        data = load_yaml(file, smap=smap) or {}
-    except YamlSourceError as exc:
-        raise ManifestError(str(exc)) from exc
-    if not isinstance(data, dict):
-        raise ManifestError(f"{file}:1: expected a mapping of variables")
-    keys = {"gestic_rpa_target": "target", "gestic_rpa_bots": "bots"}
-    keys["gestic_rpa_at_risk_window_minutes"] = "at_risk_window_minutes"
-    keys["gestic_rpa_timezone"] = "timezone"
-    raw: dict[str, Any] = {}
-    problems = []
-    for var, value in data.items():
-        if var in keys:
-            raw[keys[var]] = value
-        elif str(var).startswith("gestic_rpa_"):
-            problems.append(f"{smap.locate((var,))}: {var}: unknown RPA setting")
-    try:
-        settings = RpaSettings.model_validate(raw)
-    except ValidationError as exc:
-        reverse = {v: k for k, v in keys.items()}
-        for err in exc.errors():
-            loc = err["loc"]
-            var = reverse.get(str(loc[0]), str(loc[0])) if loc else "(top)"
-            origin = smap.locate((var, *loc[1:])) or f"{file}:1"
-            problems.append(f"{origin}: {var}: {err['msg']}")
-        settings = None
-    if problems or settings is None:
-        raise ManifestError("invalid RPA settings:\n" + "\n".join(f"  - {p}" for p in problems))
-    return settings

@@ -14,7 +14,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gestic import reports
-from gestic.rpa.manifest import Bot, RpaSettings
+from gestic.model.schema import Rpa
+from gestic.rpa.manifest import Bot
 from gestic.rpa.queue import WorkQueue
 from gestic.rpa.schedule import timezone
 from gestic.rpa.sla import Indicator, Period, PeriodResult, measure
@@ -101,7 +102,7 @@ def build_data(
     result: PeriodResult,
     trend: list[PeriodResult],
     bots: Mapping[str, Bot],
-    settings: RpaSettings,
+    settings: Rpa,
     environment: str,
     generated: datetime,
 ) -> dict[str, Any]:
@@ -139,7 +140,7 @@ def write_report(
     *,
     queue: WorkQueue,
     bots: Mapping[str, Bot],
-    settings: RpaSettings,
+    settings: Rpa,
     period: Period,
     lang: str,
     out_dir: Path,
