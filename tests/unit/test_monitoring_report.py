@@ -256,6 +256,7 @@ def test_durations_read_as_people_say_them() -> None:
     assert report.duration(7500) == "2 h 05 min"
     assert report.duration(30 * 86400) == "30 d 0 h"
     assert report.duration(-78) == "-1 min 18 s"
+    assert report.duration(-0.3) == "0 s"  # an overrun under half a second is none
 
 
 # ------------------------------------------------------------------ gestic indicators

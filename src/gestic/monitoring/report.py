@@ -155,8 +155,8 @@ def duration(seconds: float | None) -> str:
     """A span for people: 45 s, 3 min 05 s, 2 h 07 min, 30 d 0 h (a sign when negative)."""
     if seconds is None:
         return "—"
-    sign = "-" if seconds < 0 else ""
     s = round(abs(seconds))
+    sign = "-" if seconds < 0 and s else ""  # never "-0 s"
     if s < 60:
         text = f"{s} s"
     elif s < 3600:
