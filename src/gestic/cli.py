@@ -251,10 +251,12 @@ def _verify(obj: Context) -> VerifyResult:
             artifacts_dir=obj.artifacts / "verify",
         )
         run.summary = f"{result.tests} checks, {result.failures} failures, {result.errors} errors"
-        run.add_details(failed=result.failed, report=str(result.report))
+        run.add_details(failed=result.failed, report=str(result.report), disabled=result.disabled)
         if not result.ok:
             run.fail(run.summary)
     console.print(f"[bold]verify[/]: {run.summary} ({result.duration_s:.1f} s)")
+    for line in result.disabled:
+        console.print(f"[yellow]control disabled by the inventory, not verified[/]: {line}")
     return result
 
 

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gestic.controls import CONTROL_PROPERTY, DISABLED_PROPERTY
 from gestic.errors import VerifyError
 from gestic.model import Model
 from gestic.tools.ssh import SshAccess
@@ -26,6 +27,9 @@ class VerifyResult:
     report: Path | None = None
     silent: list[str] = field(default_factory=list)
     """Hosts on which no check ran (none collected, or every one skipped): not verified."""
+    disabled: list[str] = field(default_factory=list)
+    """Baseline controls whose checks were skipped because the inventory disables them:
+    "<id>: <host>, <host>"."""
 
     @property
     def ok(self) -> bool:
@@ -42,6 +46,29 @@ def _checked_hosts(root: ET.Element) -> set[str]:
     return ran
 
 
+def _properties(case: ET.Element) -> dict[str, str]:
+    return {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+
+
+def _check(case: ET.Element) -> str:
+    """A check's result line: `<control id> <file>::<check>[ssh://<host>]` (no id: no control)."""
+    control = _properties(case).get(CONTROL_PROPERTY)
+    name = f"{case.get('classname', '')}::{case.get('name', '')}"
+    return f"{control} {name}" if control else name
+
+
+def _disabled(root: ET.Element) -> list[str]:
+    """`<id>: <host>, <host>` for each control whose checks were skipped as disabled there."""
+    hosts: dict[str, set[str]] = {}
+    for case in root.iter("testcase"):
+        props = _properties(case)
+        name = case.get("name", "")
+        if DISABLED_PROPERTY in props and "[ssh://" in name:
+            host = name.rsplit("[ssh://", 1)[1].split("]", 1)[0]
+            hosts.setdefault(props.get(CONTROL_PROPERTY, "?"), set()).add(host)
+    return [f"{control}: {', '.join(sorted(h))}" for control, h in sorted(hosts.items())]
+
+
 def _summary(junit: Path, duration: float, hosts: list[str] | None = None) -> VerifyResult:
     root = ET.parse(junit).getroot()
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
@@ -49,14 +76,21 @@ def _summary(junit: Path, duration: float, hosts: list[str] | None = None) -> Ve
         k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")
     }
     failed = [
-        f"{case.get('classname', '')}::{case.get('name', '')}"
+        _check(case)
         for case in root.iter("testcase")
         if case.find("failure") is not None or case.find("error") is not None
     ]
     ran = _checked_hosts(root)
     silent = [h for h in hosts or [] if h not in ran]
     failed += [f"{h}: no check ran on this host (all skipped or none collected)" for h in silent]
-    return VerifyResult(duration_s=duration, failed=failed, report=junit, silent=silent, **counts)
+    return VerifyResult(
+        duration_s=duration,
+        failed=failed,
+        report=junit,
+        silent=silent,
+        disabled=_disabled(root),
+        **counts,
+    )
 
 
 def workers(hosts: int) -> int:

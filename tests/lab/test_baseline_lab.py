@@ -1,4 +1,5 @@
-"""The baseline role on the real lab: SSH groups, lockout, password quality, drift, safety guard.
+"""The baseline role on the real lab: SSH groups, lockout, password quality, drift, safety guard,
+the switch of one control.
 
 Each test changes one host and puts it back (try/finally), so the session's lab stays converged
 to the repository's inventory.
@@ -7,12 +8,17 @@ to the repository's inventory.
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
 
-from .labkit import Lab, converge, login_as, run_on
+from gestic.model import load_model
+from gestic.verify import run_verify
+
+from ..paths import LAB_INVENTORY
+from .labkit import ROOT, Lab, converge, login_as, run_on
 
 HOST = "web-a1"
 PROBE = "hbprobe"  # a throwaway account, removed by every test that creates it
@@ -168,7 +174,9 @@ def test_a_policy_locking_out_the_automation_account_is_refused(lab: Lab) -> Non
     before = _ssh(lab, "cat /etc/ssh/sshd_config.d/00-gestic-baseline.conf")
     failed = _failed_tasks(lab, {"baseline_ssh_allow_groups": ["ssh-users"]})
     (message,) = failed[HOST]
-    assert message.startswith("Refuse an SSH policy that would lock the automation account out")
+    assert message.startswith(
+        "GBS-4.1 | SSH | Refuse an SSH policy that would lock the automation account out"
+    )
     assert "Ansible could no longer log in" in message
     assert _ssh(lab, "cat /etc/ssh/sshd_config.d/00-gestic-baseline.conf") == before
     assert converge(lab.ctx, limit=HOST, tags="baseline").ok  # still reachable
@@ -179,3 +187,39 @@ def test_a_wrong_setting_type_stops_the_role_before_any_task(lab: Lab) -> None:
     (message,) = failed[HOST]
     assert "baseline_ssh_max_auth_tries" in message
     assert "int" in message
+
+
+def test_an_unknown_control_id_stops_the_role_before_any_task(lab: Lab) -> None:
+    failed = _failed_tasks(lab, {"baseline_controls_disabled": ["GBS-9.9"]})
+    (message,) = failed[HOST]
+    assert message.startswith("Refuse to disable a control the catalogue does not know")
+    assert "GBS-9.9" in message
+
+
+def test_a_disabled_control_is_left_alone_and_verify_reports_it(lab: Lab, tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory"
+    shutil.copytree(LAB_INVENTORY, inventory)
+    (inventory / "host_vars").mkdir()
+    (inventory / "host_vars" / f"{HOST}.yml").write_text("baseline_controls_disabled: [GBS-3.1]\n")
+    try:
+        _ssh(lab, "rm /etc/issue.net")
+        skipped = converge(lab.ctx, limit=HOST, tags="baseline", inventory=inventory)
+        assert skipped.ok
+        assert skipped.changed == 0, skipped.changed_tasks
+        assert _root(lab, "test", "-e", "/etc/issue.net").returncode != 0, "GBS-3.1 ran"
+        result = run_verify(
+            checks_dir=ROOT / "verify" / "test_baseline.py",
+            inventory=inventory,
+            model=load_model(inventory, check_machine=False),
+            access=lab.ctx.access,
+            artifacts_dir=tmp_path / "verify",
+            hosts=[HOST],
+            stream=False,
+        )
+        assert result.ok, result.failed
+        assert result.disabled == [f"GBS-3.1: {HOST}"]
+        assert result.skipped == 1  # test_legal_banner_is_written, the only GBS-3.1 check
+    finally:
+        again = converge(lab.ctx, limit=HOST, tags="baseline")
+    assert again.ok
+    assert "ICETEX" in _ssh(lab, "cat /etc/issue.net")
