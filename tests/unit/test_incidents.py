@@ -285,9 +285,9 @@ def test_the_incidents_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     listed = CliRunner().invoke(cli, [*base, "list"])
     assert listed.exit_code == 0, listed.output
     assert "GesticServiceDown: service=portal" in listed.output
-    assert "3.0 min" in listed.output
+    assert "3 min 00 s" in listed.output
     month = now.astimezone(BOGOTA).strftime("%Y-%m")
-    assert f"MTTR {month}: 3.0 min over 1 resolved incidents" in listed.output
+    assert f"MTTR {month}: 3 min 00 s over 1 resolved incidents" in listed.output
     only_open = CliRunner().invoke(cli, [*base, "list", "--open"])
     assert "check failed" in only_open.output
     assert "portal" not in only_open.output

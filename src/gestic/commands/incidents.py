@@ -21,8 +21,8 @@ from gestic.console import console
 from gestic.context import Context
 from gestic.errors import GesticError, ManifestError, UsageError
 from gestic.ledger import current_user
-from gestic.monitoring import breaches, incidents
-from gestic.monitoring.incidents import SOURCES, IncidentLog, IncidentRecord
+from gestic.monitoring import breaches, incidents, report
+from gestic.monitoring.incidents import SOURCES, Incident, IncidentLog, IncidentRecord
 from gestic.monitoring.service import sync_alert_incidents
 from gestic.rpa.schedule import timezone
 from gestic.rpa.sla import Period as RpaPeriod
@@ -47,16 +47,13 @@ def _since(value: str | None, days: int) -> datetime:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "open"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    """An incident's duration as the reports write it ("open" while it lasts)."""
+    return "open" if seconds is None else report.duration(seconds)
 
 
-def _rpa_breach_incidents(ctx: Context, since: datetime, now: datetime) -> tuple[list[Any], str]:
+def _rpa_breach_incidents(
+    ctx: Context, since: datetime, now: datetime
+) -> tuple[list[Incident], str]:
     """Incidents of the RPA items that missed their SLA, in the months since `since`."""
     rpa = RpaContext(ctx, None)
     try:
@@ -69,7 +66,7 @@ def _rpa_breach_incidents(ctx: Context, since: datetime, now: datetime) -> tuple
     month = RpaPeriod.parse(now.astimezone(tz).strftime("%Y-%m"))
     first = RpaPeriod.parse(since.astimezone(tz).strftime("%Y-%m"))
     queue = rpa.queue
-    found = []
+    found: list[Incident] = []
     try:
         while True:
             result = measure(queue, bots, month, tz=tz, target=settings.target, now=now)
