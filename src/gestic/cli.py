@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -47,11 +48,21 @@ def _ctx(obj: Any) -> Context:
     default=None,
     help="Inventory directory outside inventory/ (or GESTIC_INVENTORY); instead of --env.",
 )
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="When another run is changing the environment, wait this long for it (default: "
+    "GESTIC_LOCK_WAIT, else 0: refuse at once, saying who holds it).",
+)
 @click.version_option(package_name="gestic")
 @click.pass_context
-def cli(ctx: click.Context, env: str | None, inventory: Path | None) -> None:
+def cli(ctx: click.Context, env: str | None, inventory: Path | None, wait_s: float | None) -> None:
     """gestic: the ICETEX datacenter and its robots, as code."""
     ctx.obj = Context.from_env(inventory, env)
+    ctx.obj.lock_wait_s = wait_s
 
 
 @cli.command()
@@ -111,7 +122,10 @@ def _production(obj: Context, operation: str, *, quiet: bool) -> None:
 def _infra(obj: Context, operation: str, *, quiet: bool = False) -> OpResult:
     stack = obj.lab_stack
     printer = None if quiet else (lambda line: console.print(line, markup=False, highlight=False))
-    with obj.ledger.record(kind=f"infra.{operation}", target=stack.name) as run:
+    lock = (
+        contextlib.nullcontext() if operation == "preview" else obj.exclusive(f"infra {operation}")
+    )
+    with lock, obj.ledger.record(kind=f"infra.{operation}", target=stack.name) as run:
         result = stack.run(operation, on_output=printer)  # type: ignore[arg-type]
         run.changed = result.changed
         run.summary = ", ".join(f"{k}={v}" for k, v in sorted(result.changes.items()))
@@ -176,7 +190,9 @@ def _converge(
     strategy: str | None = None,
 ) -> ConvergeResult:
     kind = "converge.check" if check else "converge"
-    with obj.ledger.record(kind=kind, target=obj.target) as run:
+    # --check changes nothing: it may run beside a change (and then sees it half done)
+    lock = contextlib.nullcontext() if check else obj.exclusive(kind)
+    with lock, obj.ledger.record(kind=kind, target=obj.target) as run:
         result = obj.run_playbook(
             check=check,
             diff=diff,
@@ -294,9 +310,10 @@ def demo(click_ctx: click.Context, until: str, only: tuple[str, ...]) -> None:
     chosen = DEMO_PHASES[: DEMO_PHASES.index(until) + 1]
     phases = tuple(p for p in chosen if not only or p in only)
     steps = _demo_steps(click_ctx, obj, phases)
-    for number, (title, action) in enumerate(steps, start=1):
-        _step(number, len(steps), title)
-        action()
+    with obj.exclusive("demo"):  # its steps take the lock again, without waiting on themselves
+        for number, (title, action) in enumerate(steps, start=1):
+            _step(number, len(steps), title)
+            action()
     console.rule("[bold green]demo complete")
     _print_status(obj)
 

@@ -9,7 +9,10 @@ reached as its `gestic_connection` says and keeps its secrets in ansible-vault f
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,8 +25,9 @@ from gestic.dr.isolation import Isolation, RouterIsolation
 from gestic.errors import NotALabError, UsageError
 from gestic.infra import LabStack
 from gestic.lab.access import LabAccess
-from gestic.ledger import Ledger
+from gestic.ledger import Ledger, current_user
 from gestic.model import Model, load_model
+from gestic.operation_lock import OperationLocks, lock_wait_s
 from gestic.paths import cache_dir, repo_root, state_dir
 from gestic.tools.ssh import InventoryAccess, SshAccess
 
@@ -58,6 +62,7 @@ class Context:
     state: Path
     cache: Path
     lab_name: str | None = None  # overrides the model's lab name (tests run their own lab)
+    lock_wait_s: float | None = None  # `gestic --wait`: seconds to wait for a busy environment
 
     @classmethod
     def from_env(cls, inventory: Path | None = None, env: str | None = None) -> Context:
@@ -79,6 +84,25 @@ class Context:
     @cached_property
     def ledger(self) -> Ledger:
         return Ledger.from_env()
+
+    @cached_property
+    def locks(self) -> OperationLocks:
+        """The operation locks, kept in the ledger's database (shared by every operator)."""
+        return OperationLocks(self.ledger.url)
+
+    @contextlib.contextmanager
+    def exclusive(self, what: str) -> Iterator[None]:
+        """Hold the environment's lock while the body changes its hosts (one such run at a
+        time, whoever runs it: gestic.operation_lock); OperationLockedError if it is busy."""
+        wait_s = lock_wait_s(self.lock_wait_s)
+        with self.locks.hold(
+            f"environment '{self.target}'",
+            what=what,
+            user=current_user(),
+            wait_s=wait_s,
+            say=lambda line: print(f"gestic: {line}", file=sys.stderr, flush=True),
+        ):
+            yield
 
     @property
     def is_lab(self) -> bool:

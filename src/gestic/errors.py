@@ -70,6 +70,10 @@ class LedgerError(GesticError):
     """The run ledger database is unavailable or inconsistent."""
 
 
+class OperationLockedError(GesticError):
+    """Another run holds the environment's lock (gestic.operation_lock), or a bad --wait."""
+
+
 class SecretsError(GesticError):
     """An environment's secrets are missing, cannot be decrypted or are incomplete."""
 

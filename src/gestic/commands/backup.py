@@ -82,7 +82,11 @@ def _check_failure(service: str, bad: list[dict[str, Any]], error: str | None) -
 def verify_cmd(obj: Context, service: str, plan_path: Path | None) -> None:
     """Restore SERVICE's newest backup on an isolated host, start it, probe it, undo it."""
     plan = load_plan(plan_path or obj.root / PLAN_FILE, obj.model)
-    with obj.ledger.record(kind="backup.verify", target=service) as run:
+    # restores onto a DR host cut off from the primary site: never beside a drill or a change
+    with (
+        obj.exclusive(f"backup verify {service}"),
+        obj.ledger.record(kind="backup.verify", target=service) as run,
+    ):
         result = verify_restore(obj, plan, service)
         run.summary = (
             f"{'ok' if result.ok else 'FAILED'} on {result.host} ({result.mode}): "

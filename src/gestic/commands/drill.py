@@ -62,7 +62,7 @@ def COMMAND(
     obj: Context = click_ctx.obj
     plan = load_plan(plan_path or obj.root / PLAN_FILE, obj.model)
     kind = "drill.test" if test else "drill"
-    with obj.ledger.record(kind=kind, target=scenario) as run:
+    with obj.exclusive(f"{kind} {scenario}"), obj.ledger.record(kind=kind, target=scenario) as run:
         result = run_drill(
             obj, plan, scenario=scenario_of(scenario), host=host, test=test,
             approve=_approver(auto_approve),  # type: ignore[arg-type]
@@ -118,7 +118,7 @@ def _print_cleanup(result: CleanupResult) -> None:
 
 def _cleanup(obj: Context, plan_path: Path | None, kind: str) -> None:
     plan = load_plan(plan_path or obj.root / PLAN_FILE, obj.model)
-    with obj.ledger.record(kind=kind, target=obj.target) as run:
+    with obj.exclusive(kind), obj.ledger.record(kind=kind, target=obj.target) as run:
         result = cleanup(obj, plan, say=lambda m: console.print(m, markup=False))
         run.summary = "clean" if result.ok else "; ".join(result.leftovers)
         run.add_details(undone=result.undone, leftovers=result.leftovers)

@@ -55,7 +55,10 @@ def rotate_cmd(obj: Context, backup: tuple[str, ...], database: bool) -> None:
     what = [f"{BACKUP_PASSWORDS}.{s}" for s in services] + (["database.portal"] if database else [])
     written = None
     changed = 0
-    with obj.ledger.record(kind="secrets.rotate", target=obj.target) as run:
+    with (
+        obj.exclusive("secrets rotate"),
+        obj.ledger.record(kind="secrets.rotate", target=obj.target) as run,
+    ):
         run.add_details(rotated=what)
         if services and secrets is not None:
             written = secrets.rotate(model, services)

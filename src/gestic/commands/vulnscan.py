@@ -121,7 +121,10 @@ def report(obj: Context, lang: str, output: Path | None, min_index: int | None) 
 def scan(obj: Context, limit: str | None, lang: str, output: Path | None) -> None:
     """Scan the hosts now (however recent their last scan), then write the report."""
     threshold = load_threshold(obj.model)  # a bad setting stops before any scan
-    with obj.ledger.record(kind="vulnscan.scan", target=obj.target) as run:
+    with (
+        obj.exclusive("vulnscan scan"),
+        obj.ledger.record(kind="vulnscan.scan", target=obj.target) as run,
+    ):
         result = obj.run_playbook(
             limit=limit,
             tags="vulnscan",
