@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,18 @@ import yaml
 from ansible.errors import AnsibleError as AnsibleCoreError
 from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import VaultLib, get_file_vault_secret
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gestic.errors import SecretsError
 from gestic.model import Model
 
 BACKUP_PASSWORDS = "gestic_backup_passwords"
+LOGGING_CA = "gestic_logging_ca"
+"""The logging CA, {key, cert} in PEM: hosts keep their own keys; it signs their certificates."""
+LOGGING_CA_DAYS = 3650
 PASSWORD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 PASSWORD_LENGTH = 40
 PASSWORD_FILE_VARS = ("GESTIC_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE")
@@ -44,7 +52,46 @@ def new_password(length: int = PASSWORD_LENGTH) -> str:
 
 def required(model: Model) -> dict[str, list[str]]:
     """The secret variables every environment must hold: variable -> the keys it needs."""
-    return {BACKUP_PASSWORDS: sorted(model.services)}
+    return {BACKUP_PASSWORDS: sorted(model.services), LOGGING_CA: ["cert", "key"]}
+
+
+def new_logging_ca(now: datetime | None = None) -> dict[str, str]:
+    """A new logging CA: an ECDSA P-384 key and its self-signed certificate (CA, no sub-CAs)."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name(
+        [
+            # one CA per environment: its key, not its name, tells them apart
+            x509.NameAttribute(NameOID.COMMON_NAME, "gestic logging CA"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ICETEX - Dirección de Tecnología"),
+        ]
+    )
+    start = (now or datetime.now(UTC)) - timedelta(minutes=5)  # hosts' clocks may lag a little
+    usage = x509.KeyUsage(
+        digital_signature=False, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=LOGGING_CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA384())
+    )
+    return {
+        "cert": cert.public_bytes(serialization.Encoding.PEM).decode(),
+        "key": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+    }
 
 
 def _missing(where: str, data: dict[str, Any], model: Model) -> list[str]:
@@ -52,7 +99,8 @@ def _missing(where: str, data: dict[str, Any], model: Model) -> list[str]:
     for var, keys in required(model).items():
         value = data.get(var)
         if not isinstance(value, dict):
-            problems.append(f"{where}: {var}: missing (a mapping of service -> password)")
+            shape = "key and cert, PEM" if var == LOGGING_CA else "a mapping of service -> password"
+            problems.append(f"{where}: {var}: missing ({shape})")
             continue
         for key in keys:
             if not isinstance(value.get(key), str) or not value[key]:
@@ -78,12 +126,15 @@ class LabSecrets:
         """Add the secrets the model needs and the file lacks; never change one that exists."""
         data = self.read()
         added = False
-        for var, keys in required(model).items():
-            values = data.setdefault(var, {})
-            for key in keys:
-                if not values.get(key):
-                    values[key] = self._legacy(var, key) or new_password()
-                    added = True
+        passwords = data.setdefault(BACKUP_PASSWORDS, {})
+        for key in required(model)[BACKUP_PASSWORDS]:
+            if not passwords.get(key):
+                passwords[key] = self._legacy(BACKUP_PASSWORDS, key) or new_password()
+                added = True
+        ca = data.get(LOGGING_CA)
+        if not (isinstance(ca, dict) and ca.get("key") and ca.get("cert")):
+            data[LOGGING_CA] = self._legacy_ca() or new_logging_ca()
+            added = True
         if added or not self.file.is_file():
             self.write(data)
         return data
@@ -94,6 +145,15 @@ class LabSecrets:
         old = self.file.parent / "backup-keys" / f"{key}.password"
         if var == BACKUP_PASSWORDS and old.is_file():
             return old.read_text().strip() or None
+        return None
+
+    def _legacy_ca(self) -> dict[str, str] | None:
+        """The logging CA an older gestic kept in the lab's state (kept: the hosts' certificates
+        were issued by it)."""
+        ca_dir = self.file.parent / "pki" / "logging" / "ca"
+        key, cert = ca_dir / "ca.key", ca_dir / "ca.pem"
+        if key.is_file() and cert.is_file():
+            return {"key": key.read_text(), "cert": cert.read_text()}
         return None
 
     def write(self, data: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
 from gestic.context import Context
-from gestic.custody import BACKUP_PASSWORDS, LabSecrets
+from gestic.custody import BACKUP_PASSWORDS, LOGGING_CA, LabSecrets
 from gestic.dr import isolation
 from gestic.dr.host_isolation import PROTO
 from gestic.lab import names
@@ -107,19 +107,14 @@ def second(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secon
     password_file.chmod(0o600)
     lab_secrets = LabSecrets(file=lab.ctx.access.state_dir / "secrets.yml").ensure(lab.ctx.model)
     vault = VaultLib([("default", VaultSecret(vault_password.encode()))])
-    (inv / "group_vars" / "all" / "vault.yml").write_bytes(
-        vault.encrypt(yaml.safe_dump({BACKUP_PASSWORDS: lab_secrets[BACKUP_PASSWORDS]}))
-    )
-    # the environment's controller-side state: the hosts' key registry and the logging PKI
-    env_state = lab.ctx.state / "env" / ENV
-    shutil.rmtree(env_state, ignore_errors=True)
-    for part in ("backup-keys", "pki"):
-        shutil.copytree(lab.ctx.access.state_dir / part, env_state / part)
+    held = {var: lab_secrets[var] for var in (BACKUP_PASSWORDS, LOGGING_CA)}
+    (inv / "group_vars" / "all" / "vault.yml").write_bytes(vault.encrypt(yaml.safe_dump(held)))
     env = {
         "GESTIC_ROOT": str(checkout),
-        # the state dir every operator of the environment shares today (the key registry and
-        # the logging PKI: docs/environments.md); a checkout's own default would be its .gestic
-        "GESTIC_STATE_DIR": str(lab.ctx.state),
+        # another machine: a state dir of its own, empty. Nothing the converge needs is kept on
+        # the controller (the hosts hold their keys; the secrets are in the vault), so it must
+        # find every host as it is. The ledger (GESTIC_LEDGER_URL) is the one shared database.
+        "GESTIC_STATE_DIR": str(base / "state"),
         "GESTIC_VAULT_PASSWORD_FILE": str(password_file),
     }
     try:
@@ -128,11 +123,13 @@ def second(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secon
                 patch.setenv(key, value)
             yield SecondEnvironment(inventory=inv, checkout=checkout, env=env)
     finally:
-        shutil.rmtree(env_state, ignore_errors=True)
+        shutil.rmtree(base / "state", ignore_errors=True)
 
 
-def _context(lab: Lab, inventory: Path) -> Context:
-    return Context(inventory=inventory, state=lab.ctx.state, cache=lab.ctx.cache)
+def _context(lab: Lab, second: SecondEnvironment) -> Context:
+    """The second environment as its own machine sees it (its own state dir)."""
+    state = Path(second.env["GESTIC_STATE_DIR"])
+    return Context(inventory=second.inventory, state=state, cache=lab.ctx.cache)
 
 
 def _gestic(
@@ -150,7 +147,7 @@ def _gestic(
 def test_converge_through_the_bastion_from_a_second_checkout_changes_nothing(
     lab: Lab, second: SecondEnvironment
 ) -> None:
-    ctx = _context(lab, second.inventory)
+    ctx = _context(lab, second)
     assert not ctx.is_lab
     assert ctx.root == second.checkout
     assert isinstance(ctx.access, InventoryAccess)

@@ -12,14 +12,18 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from gestic.context import Context, environment_inventory
 from gestic.custody import (
     BACKUP_PASSWORDS,
+    LOGGING_CA,
     PASSWORD_FILE_VARS,
     PASSWORD_VAR,
     LabSecrets,
     VaultSecrets,
+    new_logging_ca,
 )
 from gestic.errors import ModelError, NotALabError, SecretsError, UsageError
 from gestic.model import load_model
@@ -56,8 +60,11 @@ def _vault(inv: Path, data: dict[str, object], password: str) -> Path:
     return file
 
 
+_CA = new_logging_ca()
+
+
 def _passwords() -> dict[str, object]:
-    return {BACKUP_PASSWORDS: {s: f"pw-{s}" for s in SERVICES}}
+    return {BACKUP_PASSWORDS: {s: f"pw-{s}" for s in SERVICES}, LOGGING_CA: _CA}
 
 
 def test_env_names_an_inventory_directory() -> None:
@@ -246,6 +253,7 @@ def test_a_secret_missing_for_a_service_names_the_key(
     assert all(f"{BACKUP_PASSWORDS}.{s}: missing or empty" in str(info.value) for s in rest)
     assert f"{BACKUP_PASSWORDS}.{first}:" not in str(info.value)
     assert "vault.yml" in str(info.value)
+    assert f"{LOGGING_CA}: missing (key and cert, PEM)" in str(info.value)
 
 
 def test_an_environment_without_a_vault_is_refused(tmp_path: Path) -> None:
@@ -284,6 +292,24 @@ def test_a_lab_keeps_the_passwords_its_repositories_were_made_with(tmp_path: Pat
     (legacy / f"{SERVICES[0]}.password").write_text("the-old-one")
     store = LabSecrets(file=tmp_path / "lab" / "secrets.yml")
     assert store.ensure(model)[BACKUP_PASSWORDS][SERVICES[0]] == "the-old-one"
+
+
+def test_a_lab_keeps_its_logging_ca_once_made(tmp_path: Path) -> None:
+    """The CA is made once (or taken from an older gestic's PKI dir) and then never changes."""
+    model = load_model(LAB_INVENTORY, check_machine=False)
+    store = LabSecrets(file=tmp_path / "lab" / "secrets.yml")
+    ca = store.ensure(model)[LOGGING_CA]
+    cert = x509.load_pem_x509_certificate(ca["cert"].encode())
+    key = serialization.load_pem_private_key(ca["key"].encode(), password=None)
+    assert cert.public_key() == key.public_key()
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert store.ensure(model)[LOGGING_CA] == ca
+    old = tmp_path / "old" / "pki" / "logging" / "ca"
+    old.mkdir(parents=True)
+    (old / "ca.key").write_text(_CA["key"])
+    (old / "ca.pem").write_text(_CA["cert"])
+    legacy = LabSecrets(file=tmp_path / "old" / "secrets.yml")
+    assert legacy.ensure(model)[LOGGING_CA] == _CA
 
 
 def test_lab_commands_refuse_a_non_lab_environment(

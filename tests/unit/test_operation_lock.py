@@ -35,13 +35,13 @@ def locks(url: str) -> Iterator[OperationLocks]:
 def _other(url: str, **kwargs: float) -> OperationLocks:
     """Another operator: same database, another machine."""
     other = OperationLocks(url, **kwargs)  # type: ignore[arg-type]
-    other._hostname = "ci-runner-7"  # noqa: SLF001
+    other._hostname = "ci-runner-7"
     return other
 
 
 def _left_behind(locks: OperationLocks, *, hostname: str, pid: int, renewed: datetime) -> None:
     """A row as a holder that never released it leaves it."""
-    with locks._engine.begin() as conn:  # noqa: SLF001
+    with locks._engine.begin() as conn:
         conn.execute(
             insert(locks_table).values(
                 name=NAME, token="t0", what="converge", user="ana", hostname=hostname, pid=pid,
@@ -80,9 +80,7 @@ def test_a_failing_body_releases_the_lock(locks: OperationLocks) -> None:
     assert locks.holders() == []
 
 
-def test_a_holder_not_renewed_within_the_ttl_is_taken_over(
-    locks: OperationLocks, url: str
-) -> None:
+def test_a_holder_not_renewed_within_the_ttl_is_taken_over(locks: OperationLocks, url: str) -> None:
     _left_behind(locks, hostname="ws-ana", pid=1, renewed=datetime.now(UTC) - timedelta(hours=1))
     with locks.hold(NAME, what="converge", user="b"):
         assert [h.user for h in locks.holders()] == ["b"]
@@ -92,24 +90,26 @@ def test_a_recent_holder_on_another_machine_is_not_taken_over(
     locks: OperationLocks, url: str
 ) -> None:
     _left_behind(locks, hostname="ws-ana", pid=1, renewed=datetime.now(UTC) - timedelta(seconds=5))
-    with pytest.raises(OperationLockedError, match="by ana on ws-ana"):
-        with locks.hold(NAME, what="converge", user="b"):
-            pass
+    with (
+        pytest.raises(OperationLockedError, match="by ana on ws-ana"),
+        locks.hold(NAME, what="converge", user="b"),
+    ):
+        pass
 
 
 def test_a_dead_holder_on_this_machine_is_taken_over_at_once(locks: OperationLocks) -> None:
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # noqa: S603
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     # recorded as the dead process with a start time it never had: PID reuse cannot fool it
-    _left_behind(locks, hostname=locks._hostname, pid=gone.pid, renewed=datetime.now(UTC))  # noqa: SLF001
+    _left_behind(locks, hostname=locks._hostname, pid=gone.pid, renewed=datetime.now(UTC))
     with locks.hold(NAME, what="drill failback", user="b"):
-        assert [h.pid for h in locks.holders()] == [locks._pid]  # noqa: SLF001
+        assert [h.pid for h in locks.holders()] == [locks._pid]
 
 
 def test_of_many_racing_operators_exactly_one_wins(url: str) -> None:
     racers = [_other(url) for _ in range(6)]
     for number, racer in enumerate(racers):
-        racer._hostname = f"ws-{number}"  # noqa: SLF001
+        racer._hostname = f"ws-{number}"
     start = threading.Barrier(len(racers))
     release = threading.Event()
     won: list[int] = []
@@ -155,7 +155,8 @@ def test_a_waiter_gets_the_lock_when_the_holder_finishes(locks: OperationLocks, 
         waited = time.monotonic() - started
     holder.join()
     assert 0.2 < waited < 30
-    assert said and said[0].startswith("waiting for environment 'lab': 'converge' by ana")
+    assert said
+    assert said[0].startswith("waiting for environment 'lab': 'converge' by ana")
     other.close()
 
 
