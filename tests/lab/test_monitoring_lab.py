@@ -227,3 +227,17 @@ def test_without_prometheus_the_indicator_names_the_span_without_data(
     for svc in accepted.services:
         assert blackout_s - 3 * interval <= svc.unmeasured_s <= blackout_s + 3 * interval, svc
     assert len([n for n in accepted.notes if "without monitoring data" in n]) == len(gaps)
+
+
+def test_prometheus_never_scraped_a_target_the_model_lacks(lab: Lab) -> None:
+    """Packaged servers stay off until configured (the image): no sample, ever, of Debian's
+    default targets (localhost:9090, localhost:9100), which raised a false HostDown before."""
+    ctx = lab.ctx
+    for api in apis(ctx):
+        # every `up` series of the last day: only the model's addresses may appear
+        found = api.instant("count by (instance) (count_over_time(up[1d]))", time.time())
+        instances = sorted(item["metric"].get("instance", "") for item in found["result"])
+        assert instances, f"{api.server}: Prometheus has no targets at all"
+        # the role's own targets are 127.0.0.1:<port>; Debian's defaults say localhost
+        strays = [i for i in instances if i.startswith("localhost")]
+        assert strays == [], f"{api.server} scraped targets outside the model: {strays}"
