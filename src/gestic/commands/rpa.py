@@ -30,8 +30,9 @@ from gestic.rpa.manifest import Bot, Catalog, catalog, load_seed
 from gestic.rpa.queue import WorkQueue
 from gestic.rpa.report import write_report
 from gestic.rpa.results import BotRun
+from gestic.rpa.robot_process import interrupt_event
 from gestic.rpa.robots_env import ROBOTS_ENV_ENV, RobotsEnv
-from gestic.rpa.runner import Runner, interrupt_event
+from gestic.rpa.runner import Runner
 from gestic.rpa.schedule import Scheduler, timezone
 from gestic.rpa.sla import Period, at_risk
 
