@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gestic.commands.rpa import RpaContext
+from gestic.commands.rpa_context import RpaContext
 from gestic.context import Context
 from gestic.errors import ManifestError, ModelError
 from gestic.model import load_model
