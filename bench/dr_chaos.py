@@ -31,7 +31,7 @@ from results_file import write_section
 from gestic.backup.ops import backup_now
 from gestic.context import Context
 from gestic.dr import isolation
-from gestic.dr.drill import cleanup, load_state
+from gestic.dr.failback import cleanup, load_state
 from gestic.dr.plan import PLAN_FILE, load_plan
 
 GESTIC = str(Path(sys.executable).with_name("gestic"))

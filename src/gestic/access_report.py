@@ -1,16 +1,15 @@
 """The access inventory (Guía Actualización del Inventario de Accesos a Plataforma Tecnológica).
 
 Every host records its accesses in /etc/gestic/access.json (the `access` role). This module
-collects those records, joins them with the declarations (`gestic_accounts`) and writes who has
-access to what, per host and per person, with removed accounts confirmed locked and undeclared
-accounts flagged: JSON, CSV and a self-contained HTML (Spanish by default, or English).
+joins those records (`gestic.access_records` reads them) with the declarations
+(`gestic_accounts`) and writes who has access to what, per host and per person, with removed
+accounts confirmed locked and undeclared accounts flagged: JSON, CSV and a self-contained HTML
+(Spanish by default, or English).
 """
 
 from __future__ import annotations
 
-import base64
 import csv
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -18,15 +17,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gestic import reports
-from gestic.converge import ansible_env, run_isolated
-from gestic.errors import AnsibleError, GesticError
+from gestic.access_records import parse_record
+from gestic.errors import GesticError
 from gestic.model.schema import Account, Model
-from gestic.tools.ssh import SshAccess
 
-RECORD_PATH = "/etc/gestic/access.json"
-RECORD_SCHEMA = 1
 EXPIRING_DAYS = 30
-ACCESS_KINDS = frozenset({"granted", "revoked", "undeclared", "automation"})
 LANGS = reports.LANGS
 
 Severity = Literal["critical", "warning", "info"]
@@ -145,98 +140,6 @@ class AccessReport:
             "undeclared_accounts": sum(len(h.undeclared) for h in self.hosts),
             "findings": {s: sum(f.severity == s for f in self.findings) for s in SEVERITY_ORDER},
         }
-
-
-# --- reading records ----------------------------------------------------------------------
-
-
-def parse_record(text: str, host: str) -> dict[str, Any]:
-    """A host's access record, checked enough to be trusted by the report (ValueError if not)."""
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
-    if data.get("schema") != RECORD_SCHEMA:
-        raise ValueError(f"record schema {data.get('schema')!r}, expected {RECORD_SCHEMA}")
-    if data.get("host") != host:
-        raise ValueError(f"record of host {data.get('host')!r}, expected {host!r}")
-    accounts = data.get("accounts")
-    if not isinstance(accounts, list):
-        raise ValueError("'accounts' must be a list")
-    for i, acct in enumerate(accounts):
-        if not isinstance(acct, dict) or not isinstance(acct.get("username"), str):
-            raise ValueError(f"accounts[{i}]: expected an object with a username")
-        if acct.get("access") not in ACCESS_KINDS:
-            raise ValueError(f"accounts[{i}] ({acct['username']}): unknown access kind")
-        for key, kind in (("locked", bool), ("sudo", bool), ("groups", list), ("keys", list)):
-            if not isinstance(acct.get(key), kind):
-                raise ValueError(f"accounts[{i}] ({acct['username']}): '{key}' missing or wrong")
-        if acct.get("expires") is not None:
-            try:
-                date.fromisoformat(acct["expires"])
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"accounts[{i}] ({acct['username']}): expires {acct['expires']!r} is not a date"
-                ) from None
-    if not isinstance(data.get("undeclared"), list):
-        raise ValueError("'undeclared' must be a list")
-    return data
-
-
-def read_record_dir(directory: Path, hosts: list[str]) -> dict[str, str]:
-    """Records saved as files (access-<host>.json, e.g. by an earlier report): host -> text."""
-    if not directory.is_dir():
-        raise GesticError(f"{directory}: not a directory of access records")
-    return {
-        h: (directory / f"access-{h}.json").read_text(encoding="utf-8")
-        for h in hosts
-        if (directory / f"access-{h}.json").is_file()
-    }
-
-
-def collect_records(
-    *, inventory: Path, access: SshAccess, artifacts_dir: Path, path: str = RECORD_PATH
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Read every host's record over SSH (Ansible's slurp): (host -> text, host -> error)."""
-    texts: dict[str, str] = {}
-    errors: dict[str, str] = {}
-
-    def handle(event: dict[str, Any]) -> bool:
-        data = event.get("event_data", {})
-        host, res = data.get("host"), data.get("res", {})
-        kind = event.get("event")
-        if not host:
-            return True
-        if kind == "runner_on_ok" and "content" in res:
-            texts[host] = base64.b64decode(res["content"]).decode("utf-8")
-        elif kind in {"runner_on_failed", "runner_on_unreachable"}:
-            errors[host] = str(res.get("msg", kind)).strip().splitlines()[0][:200]
-        return True
-
-    artifacts_dir.mkdir(parents=True, exist_ok=True)
-    # ad hoc, in a spawned interpreter like every Ansible run of gestic (fork safety)
-    outcome = run_isolated(
-        {
-            "artifact_dir": str(artifacts_dir),
-            "inventory": str(inventory),
-            "host_pattern": "all",
-            "module": "ansible.builtin.slurp",
-            "cmdline": "--become",  # as the plays do (`become: true`)
-            "module_args": f"src={path}",
-            "envvars": ansible_env(access),
-            "quiet": True,
-            "rotate_artifacts": 20,
-        },
-        handle,
-    )
-    if outcome["status"] not in {"successful", "failed"} or not texts | errors:
-        tail = "\n".join(outcome.get("stdout_tail") or [])
-        raise AnsibleError(
-            f"could not read the access records: ansible status {outcome['status']}\n{tail}"
-        )
-    return texts, errors
 
 
 # --- building the report --------------------------------------------------------------------

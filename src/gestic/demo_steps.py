@@ -22,6 +22,7 @@ from gestic.commands import (
     rpa,
     vulnscan,
 )
+from gestic.commands.rpa_context import RpaContext
 from gestic.context import Context
 from gestic.dr.plan import PLAN_FILE, load_plan
 
@@ -74,7 +75,7 @@ def _drill(click_ctx: click.Context, obj: Context) -> list[Step]:
 def _robots(click_ctx: click.Context, obj: Context) -> list[Step]:
     def run(bot: str, in_lab: bool) -> Callable[[], None]:
         def action() -> None:
-            with click.Context(rpa.COMMAND, parent=click_ctx, obj=rpa.RpaContext(obj, None)) as sub:
+            with click.Context(rpa.COMMAND, parent=click_ctx, obj=RpaContext(obj, None)) as sub:
                 sub.invoke(rpa.run, bot_name=bot, in_lab=in_lab)
 
         return action
@@ -98,7 +99,7 @@ def _reports(click_ctx: click.Context, obj: Context) -> list[Step]:
     period = date.today().strftime("%Y-%m")
 
     def rpa_report() -> None:
-        with click.Context(rpa.COMMAND, parent=click_ctx, obj=rpa.RpaContext(obj, None)) as sub:
+        with click.Context(rpa.COMMAND, parent=click_ctx, obj=RpaContext(obj, None)) as sub:
             sub.invoke(rpa.report, period=period)
 
     return [

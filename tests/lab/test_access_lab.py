@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from gestic.access_report import build_report, collect_records
+from gestic.access_records import collect_records
+from gestic.access_report import build_report
 from gestic.context import Context
 from gestic.model import load_model
 from gestic.verify import VerifyResult, run_verify

@@ -15,8 +15,9 @@ import pytest
 
 from gestic.backup.ops import agent, backup_now
 from gestic.dr import isolation
-from gestic.dr.drill import cleanup, load_state, run_drill
+from gestic.dr.drill import run_drill
 from gestic.dr.evidence import write_evidence
+from gestic.dr.failback import cleanup, load_state
 from gestic.dr.plan import PLAN_FILE, Plan, Step, load_plan
 from gestic.lab import host as lab_host
 

@@ -21,14 +21,8 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from gestic.access_report import (
-    build_report,
-    parse_record,
-    read_record_dir,
-    report_json,
-    revocation_issues,
-    write_report,
-)
+from gestic.access_records import parse_record, read_record_dir
+from gestic.access_report import build_report, report_json, revocation_issues, write_report
 from gestic.cli import cli
 from gestic.errors import GesticError, ModelError
 from gestic.ledger import Ledger

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gestic.dr import agent, drill
+from gestic.dr import agent, failback
 from gestic.lab.access import LabAccess
 
 
@@ -75,7 +75,7 @@ def fake_lab(monkeypatch: pytest.MonkeyPatch) -> FakeLab:
         def host_pid(*, state_dir: Path, name: str) -> int | None:
             return 1 if name in ctx.lab_stack.running else None
 
-        monkeypatch.setattr(drill.lab_host, "host_pid", host_pid)
+        monkeypatch.setattr(failback.lab_host, "host_pid", host_pid)
         return ctx
 
     return make
@@ -85,7 +85,7 @@ def test_stopped_hosts_are_refreshed_then_started_and_must_accept_logins(
     fake_lab: FakeLab,
 ) -> None:
     ctx = fake_lab({"db-p1", "web-p1"}, {"db-a1"})
-    started, problems = drill.start_stopped_hosts(ctx)
+    started, problems = failback.start_stopped_hosts(ctx)
     assert ctx.lab_stack.ops == ["refresh", "up"]
     assert started == ["db-a1"]
     assert problems == []
@@ -95,14 +95,14 @@ def test_stopped_hosts_are_refreshed_then_started_and_must_accept_logins(
 
 def test_a_host_that_does_not_come_back_is_reported(fake_lab: FakeLab) -> None:
     ctx = fake_lab({"web-p1"}, {"db-p1"})
-    started, problems = drill.start_stopped_hosts(ctx)
+    started, problems = failback.start_stopped_hosts(ctx)
     assert started == ["db-p1"]
     assert problems == ["host db-a1 is still stopped"]
 
 
 def test_nothing_runs_when_every_host_is_up(fake_lab: FakeLab) -> None:
     ctx = fake_lab({"db-a1", "db-p1", "web-p1"}, set())
-    assert drill.start_stopped_hosts(ctx) == ([], [])
+    assert failback.start_stopped_hosts(ctx) == ([], [])
     assert ctx.lab_stack.ops == []
 
 
@@ -218,4 +218,4 @@ def test_the_file_marker_is_no_looser_than_its_directory(tmp_path: Path) -> None
 
 def test_outside_a_lab_no_host_is_started() -> None:
     ctx: Any = SimpleNamespace(is_lab=False)  # no lab stack: touching it would fail
-    assert drill.start_stopped_hosts(ctx) == ([], [])
+    assert failback.start_stopped_hosts(ctx) == ([], [])

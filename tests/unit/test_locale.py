@@ -15,7 +15,7 @@ from jinja2 import nodes
 
 from gestic import reports
 from gestic.errors import GesticError, LocaleError
-from gestic.logreview import KEY_REFUSED, UNKNOWN_USER
+from gestic.logreview_events import KEY_REFUSED, UNKNOWN_USER
 
 LOCALE = Path(str(files("gestic") / "templates" / "locale"))
 TEMPLATES = LOCALE.parent

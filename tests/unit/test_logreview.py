@@ -32,16 +32,9 @@ from click.testing import CliRunner
 from gestic.cli import cli
 from gestic.errors import LogReviewError, ModelError
 from gestic.ledger import Ledger
-from gestic.logreview import (
-    ReadStats,
-    extract_events,
-    localise_detail,
-    make_window,
-    parse_line,
-    read_tree,
-    review,
-    write_report,
-)
+from gestic.logreview import localise_detail, make_window, review, write_report
+from gestic.logreview_events import extract_events, parse_line
+from gestic.logreview_fetch import ReadStats, read_tree
 from gestic.model import load_model
 from gestic.model.schema import LogReview
 

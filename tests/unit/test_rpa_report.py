@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gestic.commands.rpa import RpaContext
+from gestic.commands.rpa_context import RpaContext
 from gestic.context import Context
 from gestic.errors import ManifestError, ModelError
 from gestic.model import load_model
@@ -168,7 +168,7 @@ def test_the_commands_read_the_settings_from_the_model(
 
     # on a host of the lab, the machine's routes are the lab's own networks
     monkeypatch.setattr(
-        "gestic.model.loader.machine_routes", lambda: [IPv4Network("10.213.1.0/24")]
+        "gestic.model.checks.machine_routes", lambda: [IPv4Network("10.213.1.0/24")]
     )
     monkeypatch.delenv(ROBOTS_ENV_ENV, raising=False)
     with pytest.raises(ModelError, match=r"overlaps this machine's route 10\.213\.1\.0/24"):

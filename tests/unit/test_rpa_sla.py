@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, insert
 from gestic.errors import RpaError
 from gestic.rpa.manifest import Bot, Manifest, Step
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, PENDING, Item, WorkQueue
-from gestic.rpa.queue import items_table as ITEMS
+from gestic.rpa.queue_schema import items_table as ITEMS
 from gestic.rpa.sla import Period, at_risk, classify, forecast, handling_rate, measure
 
 BOGOTA = ZoneInfo("America/Bogota")

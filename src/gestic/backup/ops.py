@@ -18,7 +18,8 @@ from typing import Any
 
 from gestic.context import Context
 from gestic.converge import ansible_env, run_isolated
-from gestic.dr.drill import cleanup, probes_for, run_wave
+from gestic.dr.drill import probes_for, run_wave
+from gestic.dr.failback import cleanup
 from gestic.dr.plan import Plan
 from gestic.errors import DrError
 from gestic.model.schema import required

@@ -7,13 +7,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from gestic.access_report import (
-    AccessReport,
-    build_report,
-    collect_records,
-    read_record_dir,
-    write_report,
-)
+from gestic.access_records import collect_records, read_record_dir
+from gestic.access_report import AccessReport, build_report, write_report
 from gestic.commands import lang_option
 from gestic.console import console
 from gestic.context import Context

@@ -11,8 +11,9 @@ from rich.table import Table
 from gestic.commands import lang_option
 from gestic.console import console
 from gestic.context import Context
-from gestic.dr.drill import CleanupResult, DrillResult, Scenario, cleanup, run_drill
+from gestic.dr.drill import DrillResult, Scenario, run_drill
 from gestic.dr.evidence import duration, write_evidence
+from gestic.dr.failback import CleanupResult, cleanup
 from gestic.dr.plan import PLAN_FILE, Step, load_plan
 from gestic.errors import DrillError
 

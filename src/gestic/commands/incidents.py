@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 import click
 from rich.table import Table
 
-from gestic.commands.rpa import RpaContext
+from gestic.commands.rpa_context import rpa_setup
 from gestic.console import console
 from gestic.context import Context
-from gestic.errors import GesticError, ManifestError, UsageError
+from gestic.errors import GesticError, UsageError
 from gestic.ledger import current_user
 from gestic.monitoring import breaches, incidents, report
 from gestic.monitoring.incidents import SOURCES, Incident, IncidentLog, IncidentRecord
@@ -55,27 +55,23 @@ def _rpa_breach_incidents(
     ctx: Context, since: datetime, now: datetime
 ) -> tuple[list[Incident], str]:
     """Incidents of the RPA items that missed their SLA, in the months since `since`."""
-    rpa = RpaContext(ctx, None)
-    try:
-        settings, bots = rpa.settings, rpa.bots
-    except ManifestError as exc:
-        return [], f"RPA: not configured ({str(exc).splitlines()[0]})"
-    if not bots:
+    setup = rpa_setup(ctx)
+    if isinstance(setup, str):
+        return [], f"RPA: not configured ({setup})"
+    if not setup.bots:
         return [], ""
+    settings = setup.settings
     tz = timezone(settings.timezone)
     month = RpaPeriod.parse(now.astimezone(tz).strftime("%Y-%m"))
     first = RpaPeriod.parse(since.astimezone(tz).strftime("%Y-%m"))
-    queue = rpa.queue
     found: list[Incident] = []
-    try:
+    with setup.open_queue() as queue:
         while True:
-            result = measure(queue, bots, month, tz=tz, target=settings.target, now=now)
+            result = measure(queue, setup.bots, month, tz=tz, target=settings.target, now=now)
             found += breaches.rpa_incidents(result.breaches)
             if (month.year, month.month) <= (first.year, first.month):
                 break
             month = month.shift(-1)
-    finally:
-        queue.close()
     return found, ""
 
 

@@ -21,10 +21,10 @@ from rich.table import Table
 
 from gestic import reports
 from gestic.commands import lang_option
-from gestic.commands.rpa import RpaContext
+from gestic.commands.rpa_context import rpa_setup
 from gestic.console import console
 from gestic.context import Context
-from gestic.errors import ManifestError, UsageError
+from gestic.errors import UsageError
 from gestic.ledger import SUCCEEDED, RunRecord
 from gestic.monitoring import report
 from gestic.monitoring.indicator import InfraIndicator, Period, current_month, parse_period
@@ -58,22 +58,17 @@ def _rpa(ctx: Context, period: Period, now: datetime) -> tuple[dict[str, Any] | 
     """The RPA indicator's data (as its report has them), or why there is none."""
     if not period.is_month:
         return None, "a monthly indicator: give --period YYYY-MM"
-    rpa = RpaContext(ctx, None)
-    try:
-        settings = rpa.settings
-        bots = rpa.bots
-    except ManifestError as exc:
-        return None, f"not configured: {str(exc).splitlines()[0]}"
+    setup = rpa_setup(ctx)
+    if isinstance(setup, str):
+        return None, f"not configured: {setup}"
+    settings, bots = setup.settings, setup.bots
     if not bots:
-        return None, f"not configured: no bots in {rpa.robots}"
-    queue = rpa.queue
-    try:
+        return None, f"not configured: no bots in {setup.rpa.robots}"
+    with setup.open_queue() as queue:
         result = measure(
             queue, bots, RpaPeriod.parse(period.label), tz=timezone(settings.timezone),
             target=settings.target, now=now,
         )  # fmt: skip
-    finally:
-        queue.close()
     data = build_data(
         result=result, trend=[result], bots=bots, settings=settings,
         environment=ctx.model.environment, generated=now,

@@ -13,15 +13,9 @@ from gestic.commands import lang_option
 from gestic.console import console
 from gestic.context import Context
 from gestic.errors import LogReviewError
-from gestic.logreview import (
-    KINDS,
-    Review,
-    fetch_central_logs,
-    make_window,
-    read_tree,
-    review,
-    write_report,
-)
+from gestic.logreview import Review, make_window, review, write_report
+from gestic.logreview_events import KINDS
+from gestic.logreview_fetch import fetch_central_logs, read_tree
 
 
 @click.group(name="logs")

@@ -24,6 +24,9 @@ Commands (all print JSON):
   marker-read SERVICE [--scratch]     the newest marker in the live (or scratch) data
   cleanup SERVICE                     undo a recovery: put the pre-recovery data back
   status                              what this host holds from recoveries (for cleanup checks)
+
+One file, over 500 lines, on purpose: the roles copy it alone onto hosts that lack the gestic
+package (src/gestic/dr/agent.py -> /usr/local/sbin/gestic-dr), so it cannot import siblings.
 """
 
 from __future__ import annotations

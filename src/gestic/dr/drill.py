@@ -9,9 +9,10 @@ backup, start, probes) and measures, per service:
 * achieved RPO = when the disaster was declared - the newest RPO marker in the data actually
   restored (a row or file the hosts write every few seconds, restored with the backup).
 
-Both are compared with the plan's targets. `cleanup` (failback) undoes everything a drill
-did and proves it: hosts back up, recoveries undone, endpoints on the primary site, no
-isolation rule, no drill state; rerunning it, or a drill after an interrupted one, converges.
+Both are compared with the plan's targets. `cleanup` (failback, `gestic.dr.failback`) undoes
+everything a drill did and proves it: hosts back up, recoveries undone, endpoints on the
+primary site, no isolation rule, no drill state; rerunning it, or a drill after an interrupted
+one, converges.
 """
 
 from __future__ import annotations
@@ -20,22 +21,19 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from gestic.context import Context
 from gestic.converge import run_playbook
+from gestic.dr.failback import CleanupResult, Say, cleanup, load_state, save_state
 from gestic.dr.plan import Plan, Step
-from gestic.errors import DrillError, GesticError
+from gestic.errors import DrillError
 from gestic.lab import host as lab_host
 
 Scenario = Literal["site-loss", "host-loss"]
 Approver = Callable[[Step], bool]
-Say = Callable[[str], None]
 
 RECOVER_TASK = "Restore the wave's services from their newest backup, start and probe them"
-STATUS_TASK = "Report what recoveries left on this host"
-LOGIN_TIMEOUT_S = 90.0
 
 
 @dataclass(kw_only=True)
@@ -81,15 +79,6 @@ class WaveResult:
     finished_at: float
     status: str
     error: str = ""
-
-
-@dataclass(kw_only=True)
-class CleanupResult:
-    ok: bool
-    duration_s: float
-    undone: list[str] = field(default_factory=list)
-    leftovers: list[str] = field(default_factory=list)
-    started_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -143,29 +132,6 @@ def _fmt(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
-# --- state (so an interrupted drill can be cleaned up) ----------------------------------------
-
-
-def state_file(ctx: Context) -> Path:
-    return ctx.access.state_dir / "dr" / "drill.json"
-
-
-def _save_state(ctx: Context, data: dict[str, Any]) -> None:
-    file = state_file(ctx)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(file)
-
-
-def load_state(ctx: Context) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = json.loads(state_file(ctx).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return data
 
 
 # --- scope ------------------------------------------------------------------------------------
@@ -330,7 +296,7 @@ def run_drill(
     for step in plan.steps_at("declare"):
         confirm(step)
     dr_hosts = sorted(set(targets.values()))
-    _save_state(
+    save_state(
         ctx,
         {"scenario": scenario, "test": test, "lost": lost, "targets": targets,
          "isolated": dr_hosts if test else [], "stopped": [] if test else lost,
@@ -479,113 +445,3 @@ def _irreducible(plan: Plan, results: dict[str, ServiceResult], service: str) ->
             return None
         total += sum(p for p in parts if p is not None)
     return total
-
-
-# --- cleanup / failback -----------------------------------------------------------------------
-
-
-def start_stopped_hosts(ctx: Context, *, say: Say = lambda _m: None) -> tuple[list[str], list[str]]:
-    """Start every lab host that is not running (a drill stopped it, or it died) and wait until
-    the automation account can log in; return (hosts started, problems).
-
-    The stack's state still records a host stopped outside Pulumi as running, so `up` alone
-    would change nothing: `refresh` first records that it is gone, then `up` boots it again.
-    """
-    if not ctx.is_lab:
-        return [], []  # gestic stops hosts only in a lab (a real drill)
-    settings = ctx.lab_stack.settings
-    model = ctx.model
-    stopped = sorted(
-        h for h in model.hosts if lab_host.host_pid(state_dir=settings.state_dir, name=h) is None
-    )
-    if not stopped:
-        return [], []
-    say(f"starting {', '.join(stopped)} again (pulumi refresh + up)")
-    problems: list[str] = []
-    try:
-        ctx.lab_stack.run("refresh")
-        ctx.lab_stack.run("up")
-    except GesticError as exc:
-        problems.append(f"restarting {', '.join(stopped)} failed: {exc}")
-    started = [
-        h for h in stopped if lab_host.host_pid(state_dir=settings.state_dir, name=h) is not None
-    ]
-    problems += [f"host {h} is still stopped" for h in stopped if h not in started]
-    ctx.access.write(model)
-    ctx.access.drop_masters(started)
-    refused = ctx.access.wait_for_login(
-        {h: model.hosts[h].address for h in started}, timeout=LOGIN_TIMEOUT_S
-    )
-    problems += [f"host {h} started but refuses SSH logins: {why}" for h, why in refused.items()]
-    return started, problems
-
-
-def cleanup(ctx: Context, plan: Plan, *, say: Say = lambda _m: None) -> CleanupResult:
-    """Undo what drills did and verify it; idempotent (converges after an interruption too)."""
-    t0 = time.time()
-    model = ctx.model
-    leftovers: list[str] = []
-    removed = ctx.isolation.release()
-    undone = [f"{removed} isolation rules removed"] if removed else []
-    started, unusable = start_stopped_hosts(ctx, say=say)
-    leftovers += unusable
-    cleanup_map: dict[str, list[dict[str, Any]]] = {}
-    for svc in plan.ordered_services():
-        for dr_host in model.services[svc].dr_hosts:
-            cleanup_map.setdefault(dr_host, []).append(
-                {"service": svc, "units": list(plan.services[svc].start)}
-            )
-    endpoints = {
-        e.name: str(model.hosts[model.services[e.service].hosts[0]].address) for e in plan.endpoints
-    }
-    statuses: dict[str, dict[str, Any]] = {}
-    changed: list[str] = []
-
-    def sink(event: dict[str, Any]) -> None:
-        data = event.get("event_data", {})
-        res = data.get("res", {}) or {}
-        if event.get("event") == "runner_on_ok" and data.get("task") == STATUS_TASK:
-            statuses[data.get("host", "?")] = json.loads(res.get("stdout") or "{}")
-        if event.get("event") == "runner_item_on_ok" and res.get("changed"):
-            item = res.get("item", {})
-            if isinstance(item, dict) and "service" in item:
-                changed.append(f"{item['service']} on {data.get('host')}")
-
-    result = run_playbook(
-        playbooks_dir=ctx.root / "playbooks",
-        playbook="failback.yml",
-        inventory=ctx.inventory / "hosts.yml",
-        access=ctx.access,
-        artifacts_dir=ctx.artifacts / "ansible",
-        extravars={
-            "dr_failback_cleanup": cleanup_map,
-            "dr_failback_endpoints": endpoints,
-            "dr_failback_endpoint_hosts": sorted(model.hosts),
-            "dr_failback_report_hosts": sorted(model.hosts),
-        },
-        event_sink=sink,
-    )
-    undone += [f"recovery of {c} undone" for c in changed]
-    if not result.ok:
-        leftovers.append(f"failback playbook failed on {', '.join(result.failed_hosts) or '?'}")
-    for name, status in sorted(statuses.items()):
-        if status.get("recoveries"):
-            leftovers.append(f"{name}: recovery state of {status['recoveries']}")
-        if status.get("databases"):
-            leftovers.append(f"{name}: databases {status['databases']}")
-    missing = sorted(set(model.hosts) - set(statuses))
-    if missing:
-        leftovers.append(f"no leftover report from {', '.join(missing)}")
-    if rules := ctx.isolation.present():
-        leftovers.append(f"isolation rules: {rules}")
-    if not leftovers:
-        state_file(ctx).unlink(missing_ok=True)
-    elif load_state(ctx) is None:
-        _save_state(ctx, {"cleanup_pending": True, "started_at": t0})
-    return CleanupResult(
-        ok=not leftovers,
-        duration_s=time.time() - t0,
-        undone=undone,
-        leftovers=leftovers,
-        started_hosts=started,
-    )

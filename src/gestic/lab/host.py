@@ -2,9 +2,9 @@
 
 Each host lives in `<state_dir>/hosts/<name>/`: `upper/` and `work/` (its own writes, kept
 across stop/start like a disk), `root/` (the overlay mount nspawn boots), `nspawn.pid`,
-`cgroups` and `console.log`. A host is a detached process in its own session, so it outlives
-the Python process that started it; it is stopped by PID and its own cgroups, never by name
-patterns.
+`cgroups` (the ones `gestic.lab.cgroups` made for it) and `console.log`. A host is a detached
+process in its own session, so it outlives the Python process that started it; it is stopped
+by PID and its own cgroups, never by name patterns.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from gestic.errors import LabError
 from gestic.lab import names
+from gestic.lab.cgroups import kill_cgroup, make_cgroups, recorded_cgroups, remove_cgroup
 from gestic.lab.image import (
     AUTOMATION_UID,
     AUTOMATION_USER,
@@ -44,8 +45,6 @@ CGROUPS = "cgroups"
 CONSOLE = "console.log"
 LOCK = "lock"
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-_CPU_PERIOD_US = 100_000
 _NSPAWN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -326,7 +325,7 @@ def _launch(spec: HostSpec) -> int:
     nspawn = shutil.which("systemd-nspawn")
     if nspawn is None:
         raise LabError("systemd-nspawn not found: install the Debian package systemd-container")
-    cgroups = _make_cgroups(spec)
+    cgroups = make_cgroups(spec)
     (hdir / CGROUPS).write_text("".join(f"{c}\n" for c in cgroups))
     procs = [str(c / "cgroup.procs") for c in cgroups]
     cmd = [sys.executable or "python3", "-I", "-S", "-c", _JOIN_AND_EXEC, *procs, "--"]
@@ -375,144 +374,6 @@ def _console_tail(hdir: Path, lines: int = 40) -> str:
 # --- cgroups ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Hierarchy:
-    controllers: frozenset[str]  # empty for the cgroup v2 (unified) hierarchy
-    mount: Path
-    path: str  # this process's cgroup in it
-
-    def child(self, name: str) -> Path:
-        return self.mount / self.path.lstrip("/") / name
-
-
-def _hierarchies() -> list[_Hierarchy]:
-    """This process's cgroup in every mounted hierarchy (v1, hybrid or v2 layouts)."""
-    mounts: list[tuple[str, frozenset[str], Path]] = []
-    with open("/proc/self/mountinfo", encoding="utf-8") as info:
-        for line in info:
-            fields = line.split()
-            sep = fields.index("-")
-            fstype = fields[sep + 1]
-            if fstype in ("cgroup", "cgroup2"):
-                opts = frozenset(fields[sep + 3].split(","))
-                mounts.append((fstype, opts, Path(fields[4])))
-    found: list[_Hierarchy] = []
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _hid, ctrls, path = line.split(":", 2)
-        wanted = frozenset(c for c in ctrls.split(",") if c)
-        for fstype, opts, point in mounts:
-            v2_match = not wanted and fstype == "cgroup2"
-            if v2_match or (wanted and fstype == "cgroup" and wanted <= opts):
-                found.append(_Hierarchy(wanted, point, path))
-                break
-    return found
-
-
-def _cgroup_plan(spec: HostSpec) -> dict[Path, dict[str, str]]:
-    """The host's cgroup dirs and the limit files to write in each."""
-    hierarchies = _hierarchies()
-    machine = names.machine(spec.lab, spec.name)
-    plan: dict[Path, dict[str, str]] = {
-        h.child(machine): {}
-        for h in hierarchies
-        if not h.controllers or "name=systemd" in h.controllers
-    }
-    if not plan:
-        raise LabError("no cgroup hierarchy found under /sys/fs/cgroup: cannot place a host")
-    if spec.memory_max_bytes is not None:
-        h = _controller(hierarchies, "memory")
-        key = "memory.max" if not h.controllers else "memory.limit_in_bytes"
-        plan.setdefault(h.child(machine), {})[key] = str(spec.memory_max_bytes)
-    if spec.cpu_max is not None:
-        h = _controller(hierarchies, "cpu")
-        quota = max(1000, int(spec.cpu_max * _CPU_PERIOD_US))
-        limits = plan.setdefault(h.child(machine), {})
-        if h.controllers:
-            limits["cpu.cfs_period_us"] = str(_CPU_PERIOD_US)
-            limits["cpu.cfs_quota_us"] = str(quota)
-        else:
-            limits["cpu.max"] = f"{quota} {_CPU_PERIOD_US}"
-    return plan
-
-
-def _controller(hierarchies: list[_Hierarchy], controller: str) -> _Hierarchy:
-    """The hierarchy that has `controller`: a v1 one, else v2 with it enabled for children."""
-    for h in hierarchies:
-        if controller in h.controllers:
-            return h
-    for h in hierarchies:
-        parent = h.child("")
-        if not h.controllers and controller in (parent / "cgroup.controllers").read_text().split():
-            with contextlib.suppress(OSError):
-                (parent / "cgroup.subtree_control").write_text(f"+{controller}")
-            return h
-    raise LabError(f"the {controller} cgroup controller is not available: cannot limit a host")
-
-
-def _make_cgroups(spec: HostSpec) -> list[Path]:
-    made: list[Path] = []
-    for path, limits in _cgroup_plan(spec).items():
-        if path.exists():  # left by a host that was killed: empty and drop it first
-            _kill_cgroup(path)
-            _remove_cgroup(path)
-        try:
-            path.mkdir()
-            for name, value in limits.items():
-                (path / name).write_text(value)
-        except OSError as exc:
-            raise LabError(f"cannot set up cgroup {path} for host {spec.name}: {exc}") from exc
-        made.append(path)
-    return made
-
-
-def _recorded_cgroups(hdir: Path) -> list[Path]:
-    """The cgroups recorded at start, checked to be this host's own (exact name)."""
-    try:
-        lines = (hdir / CGROUPS).read_text().split()
-    except FileNotFoundError:
-        return []
-    return [
-        Path(line)
-        for line in lines
-        if Path(line).is_relative_to(CGROUP_ROOT) and Path(line).name.startswith("gestic-")
-    ]
-
-
-def _kill_cgroup(path: Path, timeout: float = 5) -> None:
-    """SIGKILL every process left in a host's cgroup tree, by PID, until it is empty."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = _cgroup_pids(path) - {os.getpid()}
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
-    raise LabError(f"processes still alive in {path} after SIGKILL: {sorted(_cgroup_pids(path))}")
-
-
-def _cgroup_pids(path: Path) -> set[int]:
-    pids: set[int] = set()
-    for dirpath, _dirs, _files in os.walk(path):
-        with contextlib.suppress(OSError):
-            pids.update(int(p) for p in Path(dirpath, "cgroup.procs").read_text().split())
-    return pids
-
-
-def _remove_cgroup(path: Path) -> None:
-    """rmdir a cgroup tree bottom-up (cgroup dirs are only ever removed with rmdir)."""
-    for _ in range(50):
-        if not path.exists():
-            return
-        for dirpath, _dirs, _files in os.walk(path, topdown=False):
-            with contextlib.suppress(FileNotFoundError, OSError):
-                os.rmdir(dirpath)
-        time.sleep(0.05)
-    if path.exists():
-        raise LabError(f"cannot remove cgroup {path}: still busy")
-
-
 # --- stopping -----------------------------------------------------------------------------
 
 
@@ -542,10 +403,10 @@ def _terminate(pid: int, timeout: float) -> None:
 
 def _release(hdir: Path) -> None:
     """Kill what is left in the host's cgroups, remove them and the runtime files."""
-    for path in _recorded_cgroups(hdir):
+    for path in recorded_cgroups(hdir / CGROUPS):
         if path.exists():
-            _kill_cgroup(path)
-            _remove_cgroup(path)
+            kill_cgroup(path)
+            remove_cgroup(path)
     for runtime in (PIDFILE, CGROUPS):
         (hdir / runtime).unlink(missing_ok=True)
 

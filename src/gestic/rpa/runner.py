@@ -33,28 +33,32 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import shutil
-import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from gestic.errors import RpaError
-from gestic.lab import names
 from gestic.ledger import FAILED, LEDGER_URL_ENV, SUCCEEDED, Ledger
 from gestic.rpa.broker import QueueBroker
-from gestic.rpa.manifest import Bot, Manifest, SeedItem, Step
-from gestic.rpa.queue import APPLICATION, WorkQueue, backoff_delay
+from gestic.rpa.manifest import Bot, SeedItem, Step
+from gestic.rpa.queue import APPLICATION, WorkQueue
 from gestic.rpa.results import BotRun, RobotResult, parse_output
+from gestic.rpa.robot_process import (
+    RobotProcess,
+    RunawayGuard,
+    check_netns,
+    netns_command,
+    terminate,
+)
 from gestic.rpa.robots_env import Printer, RobotsEnv, adapter_pythonpath, quiet
 
-__all__ = ["BotRun", "RobotResult", "Runner", "StepOutcome", "interrupt_event", "netns_command"]
+__all__ = ["BotRun", "RobotResult", "Runner", "StepOutcome"]
 
 ADAPTER: Final = "gestic.rpa.adapter.GesticAdapter"
 #: Headless browser flags the browser bots get (see docs/rpa.md).
@@ -62,43 +66,6 @@ BROWSER_ENV: Final = {
     "GESTIC_CHROMIUM": "/usr/bin/chromium",
     "GESTIC_CHROMEDRIVER": "/usr/bin/chromedriver",
 }
-NSENTER: Final = "nsenter"
-
-
-def netns_command(netns: str | None) -> list[str]:
-    """The prefix that runs a command inside the named network namespace (none for None)."""
-    if netns is None:
-        return []
-    return [NSENTER, f"--net={names.netns_path(netns)}", "--"]
-
-
-def check_netns(netns: str) -> None:
-    """Raise RpaError unless robots can be started inside the named network namespace."""
-    if not netns or "/" in netns or netns in (".", ".."):
-        raise RpaError(f"invalid network namespace name {netns!r}")
-    path = Path(names.netns_path(netns))
-    if not path.exists():
-        raise RpaError(
-            f"network namespace {netns} does not exist ({path} is missing): is the lab up? "
-            "(gestic infra up --stack lab)"
-        )
-    if shutil.which(NSENTER) is None:
-        raise RpaError(f"{NSENTER} (util-linux) is not on PATH: cannot enter {netns}")
-    if os.geteuid() != 0:
-        raise RpaError(f"entering network namespace {netns} needs root (CAP_SYS_ADMIN)")
-
-
-@dataclass(kw_only=True)
-class RobotProcess:
-    """A robot started in the background (one worker)."""
-
-    step: Step
-    worker: str
-    output_dir: Path
-    proc: subprocess.Popen[bytes]
-    started: float
-    deadline: float
-    timed_out: bool = False
 
 
 @dataclass(kw_only=True)
@@ -107,52 +74,6 @@ class StepOutcome:
 
     robots: list[RobotResult] = field(default_factory=list)
     gave_up: str | None = None
-
-
-@dataclass(kw_only=True)
-class RunawayGuard:
-    """Backoff and a bound for robots of one step that end without finishing an item."""
-
-    manifest: Manifest
-    step: Step
-    log: Printer = quiet
-    clock: Callable[[], float] = time.monotonic
-    #: Robots in a row that finished nothing (reset by any robot that finished an item).
-    failures: int = 0
-    not_before: float = 0.0
-    gave_up: str | None = None
-
-    def robot_ended(self, robot: RobotResult, *, items_ready: bool) -> None:
-        if robot.finished_items > 0:
-            self.failures = 0
-            self.not_before = 0.0
-            return
-        if robot.clean and not items_ready:
-            return  # nothing was left for it: another robot took the last items
-        self.failures += 1
-        why = robot.problem() or f"robot {robot.output_dir.name} exited while items were ready"
-        bound = self.manifest.max_robot_failures
-        if self.failures >= bound:
-            self.gave_up = (
-                f"step {self.step.name}: {self.failures} robots in a row ended without "
-                f"finishing an item (the last: {why}); gave up on the step, see "
-                f"{robot.output_dir / 'console.txt'}"
-            )
-            self.log(f"  {self.gave_up}")
-            return
-        delay = backoff_delay(
-            self.failures,
-            self.manifest.robot_backoff_seconds,
-            self.manifest.robot_backoff_max_seconds,
-        )
-        self.not_before = self.clock() + delay
-        self.log(
-            f"  {self.step.name}: no item finished ({why}); next robot in {delay:g} s "
-            f"({self.failures} of {bound} before giving up)"
-        )
-
-    def may_start(self) -> bool:
-        return self.gave_up is None and self.clock() >= self.not_before
 
 
 @dataclass(kw_only=True)
@@ -336,7 +257,7 @@ class Runner:
                         ended.append(self.finish_robot(bot, robot, run_id))
                     elif time.monotonic() > robot.deadline and not robot.timed_out:
                         robot.timed_out = True
-                        _terminate(robot.proc)
+                        terminate(robot.proc)
                 if len(running) >= limit:  # no robot to start: no need to look at the queue
                     self._wait_for_one(running)
                     continue
@@ -368,7 +289,7 @@ class Runner:
         finally:
             outcome.robots += ended
             for robot in running:  # interrupted: stop our robots, their leases will expire
-                _terminate(robot.proc)
+                terminate(robot.proc)
                 robot.proc.wait()
                 outcome.robots.append(self.finish_robot(bot, robot, run_id))
 
@@ -488,34 +409,6 @@ class Runner:
                 key = f"failed_{(item.exception_type or 'APPLICATION').lower()}"
             tally[key] = tally.get(key, 0) + 1
         return tally
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def interrupt_event() -> Iterator[threading.Event]:
-    """An event set on SIGTERM, for a graceful stop of long runs (the scheduler service)."""
-    stop = threading.Event()
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
-    try:
-        yield stop
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
 
 
 def utcnow() -> datetime:

@@ -1,0 +1,293 @@
+"""The work-item queue's connection and what is not a worker's part of an item's lifecycle:
+payloads, files, listing, counting and the operator's requeue (`gestic.rpa.queue.WorkQueue`
+adds creating, claiming and releasing).
+
+Only the standard library and SQLAlchemy, like `gestic.rpa.queue` (the robots' environment
+imports it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+
+from gestic import db
+from gestic.errors import QueueError
+from gestic.rpa.payload import check_payload
+from gestic.rpa.queue_schema import (
+    ABANDONED,
+    APPLICATION,
+    BUSINESS,
+    DONE,
+    DRAFT,
+    DRAFT_FINAL,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    Attempt,
+    Item,
+    QueueCounts,
+    attempts_table,
+    files_table,
+    item_from_row,
+    items_table,
+    metadata,
+    utcnow,
+)
+
+
+class QueueStore:
+    """The queue tables behind one SQLAlchemy URL (the ledger's). Safe across processes."""
+
+    def __init__(self, url: str) -> None:
+        self.display_url = db.masked(url)
+        self._engine: Engine = db.make_engine(
+            url, what="work-item queue", error=QueueError, metadata=metadata, write_lock=True
+        )
+        #: Read-only transactions (listing, counting): no write lock on SQLite.
+        self._reader = self._engine.execution_options(**{db.READ_ONLY_OPTION: True})
+        #: PostgreSQL: claims and sweeps lock their rows (FOR UPDATE SKIP LOCKED). SQLite has
+        #: no row locks: its writers hold the database's write lock (BEGIN IMMEDIATE).
+        self._row_locks = self._engine.dialect.name == "postgresql"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.display_url!r})"
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
+
+    def _guard(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return db.reraise(QueueError, f"work-item queue at {self.display_url}: cannot {action}")
+
+    def outcomes_by(self, worker: str) -> dict[str, int]:
+        """How the attempts robot `worker` ended itself came out (done, business,
+        application), not counting items it abandoned by dying."""
+        query = (
+            select(attempts_table.c.outcome, func.count())
+            .where(
+                attempts_table.c.worker == worker,
+                attempts_table.c.finished_at.is_not(None),
+                attempts_table.c.outcome != ABANDONED,
+            )
+            .group_by(attempts_table.c.outcome)
+        )
+        with self._guard("count finished attempts"), self._reader.connect() as conn:
+            return {str(outcome): int(n) for outcome, n in conn.execute(query).all()}
+
+    # -- payloads and files ---------------------------------------------------------------
+
+    def load_payload(self, item_id: int) -> Any:
+        with self._guard(f"read item {item_id}"), self._reader.connect() as conn:
+            value = conn.execute(
+                select(items_table.c.payload).where(items_table.c.id == item_id)
+            ).scalar_one_or_none()
+        if value is None:
+            raise QueueError(f"work-item queue: no item {item_id}")
+        return value
+
+    def save_payload(self, item_id: int, payload: Any) -> None:
+        payload = check_payload(payload, what=f"payload of item {item_id}")
+        with self._guard(f"save item {item_id}"), self._engine.begin() as conn:
+            result = conn.execute(
+                update(items_table)
+                .where(items_table.c.id == item_id)
+                .values(payload=payload, updated_at=utcnow())
+            )
+            if result.rowcount != 1:
+                raise QueueError(f"work-item queue: no item {item_id}")
+
+    def list_files(self, item_id: int) -> list[str]:
+        with self._guard(f"list files of item {item_id}"), self._reader.connect() as conn:
+            rows = conn.execute(
+                select(files_table.c.name)
+                .where(files_table.c.item_id == item_id)
+                .order_by(files_table.c.name)
+            ).all()
+        return [str(r.name) for r in rows]
+
+    def get_file(self, item_id: int, name: str) -> bytes:
+        with self._guard(f"read file {name} of item {item_id}"), self._reader.connect() as conn:
+            content = conn.execute(
+                select(files_table.c.content).where(
+                    files_table.c.item_id == item_id, files_table.c.name == name
+                )
+            ).scalar_one_or_none()
+        if content is None:
+            raise FileNotFoundError(f"item {item_id} has no file {name!r}")
+        return bytes(content)
+
+    def add_file(self, item_id: int, name: str, *, original_name: str, content: bytes) -> None:
+        with self._guard(f"attach {name} to item {item_id}"), self._engine.begin() as conn:
+            conn.execute(
+                delete(files_table).where(
+                    files_table.c.item_id == item_id, files_table.c.name == name
+                )
+            )
+            conn.execute(
+                insert(files_table).values(
+                    item_id=item_id, name=name, original_name=original_name, content=content
+                )
+            )
+
+    def remove_file(self, item_id: int, name: str) -> None:
+        with self._guard(f"remove {name} from item {item_id}"), self._engine.begin() as conn:
+            conn.execute(
+                delete(files_table).where(
+                    files_table.c.item_id == item_id, files_table.c.name == name
+                )
+            )
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get(self, item_id: int) -> Item:
+        with self._guard(f"read item {item_id}"), self._reader.connect() as conn:
+            row = conn.execute(select(items_table).where(items_table.c.id == item_id)).one_or_none()
+        if row is None:
+            raise QueueError(f"work-item queue: no item {item_id}")
+        return item_from_row(row)
+
+    def items(
+        self,
+        *,
+        bot: str | None = None,
+        queue: str | None = None,
+        states: Sequence[str] | None = None,
+        parent_id: int | None = None,
+        run_id: int | None = None,
+        created_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Item]:
+        """Items matching every given filter, oldest first."""
+        query = select(items_table)
+        if bot is not None:
+            query = query.where(items_table.c.bot == bot)
+        if queue is not None:
+            query = query.where(items_table.c.queue == queue)
+        if states is not None:
+            query = query.where(items_table.c.state.in_(list(states)))
+        if parent_id is not None:
+            query = query.where(items_table.c.parent_id == parent_id)
+        if run_id is not None:
+            query = query.where(items_table.c.run_id == run_id)
+        if created_before is not None:
+            query = query.where(items_table.c.created_at < created_before)
+        query = query.order_by(items_table.c.created_at, items_table.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._guard("list items"), self._reader.connect() as conn:
+            return [item_from_row(r) for r in conn.execute(query).all()]
+
+    def attempts(self, item_ids: Sequence[int] | None = None) -> list[Attempt]:
+        """The attempts of these items (all when None), in order."""
+        query = select(attempts_table).order_by(attempts_table.c.item_id, attempts_table.c.id)
+        if item_ids is not None:
+            query = query.where(attempts_table.c.item_id.in_(list(item_ids)))
+        with self._guard("list attempts"), self._reader.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Attempt(
+                item_id=int(r.item_id),
+                attempt=int(r.attempt),
+                worker=r.worker,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                outcome=r.outcome,
+                exception_type=r.exception_type,
+                exception_code=r.exception_code,
+                exception_message=r.exception_message,
+            )
+            for r in rows
+        ]
+
+    def counts(self, queue: str) -> QueueCounts:
+        """How many items of `queue` are in each state right now."""
+        now = utcnow()
+        with self._guard(f"count {queue}"), self._reader.connect() as conn:
+            rows = conn.execute(
+                select(
+                    items_table.c.state,
+                    items_table.c.exception_type,
+                    items_table.c.available_at,
+                    items_table.c.lease_expires_at,
+                ).where(items_table.c.queue == queue)
+            ).all()
+        tally = dict.fromkeys(
+            (
+                "draft",
+                "pending",
+                "waiting",
+                "in_progress",
+                "expired",
+                "done",
+                "failed_business",
+                "failed_application",
+            ),
+            0,
+        )
+        next_at: datetime | None = None
+        for r in rows:
+            if r.state in (DRAFT, DRAFT_FINAL):
+                tally["draft"] += 1
+            elif r.state == PENDING and r.available_at > now:
+                tally["waiting"] += 1
+                next_at = r.available_at if next_at is None else min(next_at, r.available_at)
+            elif r.state == PENDING:
+                tally["pending"] += 1
+            elif r.state == IN_PROGRESS:
+                tally["in_progress"] += 1
+                if r.lease_expires_at is not None and r.lease_expires_at < now:
+                    tally["expired"] += 1
+            elif r.state == DONE:
+                tally["done"] += 1
+            elif r.exception_type == BUSINESS:
+                tally["failed_business"] += 1
+            else:
+                tally["failed_application"] += 1
+        return QueueCounts(queue=queue, next_available_at=next_at, **tally)
+
+    def queues(self) -> list[tuple[str, str]]:
+        """Every (bot, queue) that has items."""
+        with self._guard("list queues"), self._reader.connect() as conn:
+            rows = conn.execute(
+                select(items_table.c.bot, items_table.c.queue).distinct().order_by("bot", "queue")
+            ).all()
+        return [(str(r.bot), str(r.queue)) for r in rows]
+
+    def requeue_failed(
+        self, *, queue: str, include_business: bool = False, extra_attempts: int | None = None
+    ) -> list[int]:
+        """Put failed items of `queue` back to pending with a fresh attempt budget.
+
+        By default only APPLICATION failures (dead letters); `include_business` also re-runs
+        BUSINESS failures (after their data was corrected).
+        """
+        now = utcnow()
+        types = [APPLICATION, BUSINESS] if include_business else [APPLICATION]
+        with self._guard(f"requeue failed items of {queue}"), self._engine.begin() as conn:
+            rows = conn.execute(
+                select(items_table.c.id, items_table.c.attempts, items_table.c.max_attempts).where(
+                    items_table.c.queue == queue,
+                    items_table.c.state == FAILED,
+                    items_table.c.exception_type.in_(types),
+                )
+            ).all()
+            for r in rows:
+                budget = extra_attempts if extra_attempts is not None else r.max_attempts
+                conn.execute(
+                    update(items_table)
+                    .where(items_table.c.id == r.id, items_table.c.state == FAILED)
+                    .values(
+                        state=PENDING,
+                        dead_letter=False,
+                        max_attempts=r.attempts + max(1, budget),
+                        available_at=now,
+                        finished_at=None,
+                        updated_at=now,
+                    )
+                )
+        return [int(r.id) for r in rows]
