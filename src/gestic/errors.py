@@ -170,6 +170,10 @@ class LeaseLostError(QueueError):
     """A worker tried to release an item it no longer holds (its lease expired and was taken)."""
 
 
+class FileTakenError(QueueError):
+    """A file dropped in an inbox was taken into a queue before (gestic.rpa.intake)."""
+
+
 class PayloadError(QueueError):
     """A work item's payload is not a JSON object of bounded size."""
 

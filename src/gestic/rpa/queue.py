@@ -29,14 +29,12 @@ SQLAlchemy: the robots' work-item adapter imports them inside the robots' own en
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from gestic.errors import LeaseLostError, QueueError
-from gestic.rpa.payload import check_payload
 from gestic.rpa.queue_schema import (
     ABANDONED,
     APPLICATION,
@@ -84,59 +82,6 @@ class WorkQueue(QueueStore):
     """The work-item queues behind one SQLAlchemy URL (the ledger's). Safe across processes."""
 
     # -- creating items -------------------------------------------------------------------
-
-    def create(
-        self,
-        *,
-        bot: str,
-        queue: str,
-        payload: Any = None,
-        files: Mapping[str, bytes] | None = None,
-        parent_id: int | None = None,
-        max_attempts: int = 3,
-        sla_minutes: float | None = None,
-        run_id: int | None = None,
-        state: str = PENDING,
-        created_at: datetime | None = None,
-    ) -> int:
-        """Add an item to `queue` and return its id (`state`: pending, draft or done)."""
-        if state not in (PENDING, DRAFT, DRAFT_FINAL, DONE):
-            raise ValueError(f"a new item is pending, draft or done, not {state!r}")
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, not {max_attempts}")
-        payload = check_payload(payload, what=f"payload of a new item in {queue}")
-        now = created_at or utcnow()
-        due = now + timedelta(minutes=sla_minutes) if sla_minutes is not None else None
-        with self._guard(f"add an item to {queue}"), self._engine.begin() as conn:
-            result = conn.execute(
-                insert(items_table).values(
-                    bot=bot,
-                    queue=queue,
-                    parent_id=parent_id,
-                    state=state,
-                    payload=payload,
-                    created_at=now,
-                    available_at=now,
-                    updated_at=now,
-                    finished_at=now if state == DONE else None,
-                    sla_due_at=due,
-                    attempts=0,
-                    max_attempts=max_attempts,
-                    dead_letter=False,
-                    run_id=run_id,
-                )
-            )
-            pk = result.inserted_primary_key
-            if pk is None or pk[0] is None:
-                raise QueueError(f"work-item queue at {self.display_url}: new item got no id")
-            item_id = int(pk[0])
-            for name, content in (files or {}).items():
-                conn.execute(
-                    insert(files_table).values(
-                        item_id=item_id, name=name, original_name=name, content=content
-                    )
-                )
-        return item_id
 
     # -- claiming and leases --------------------------------------------------------------
 

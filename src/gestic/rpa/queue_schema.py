@@ -88,6 +88,19 @@ files_table = Table(
     Column("content", LargeBinary, nullable=False),
 )
 
+#: Every file taken into a queue from an inbox (gestic.rpa.intake), by its content: the row is
+#: inserted in the transaction that creates the file's item, so a file is worked once, even if a
+#: crash leaves it in the inbox or it is dropped again under another name.
+intake_table = Table(
+    "gestic_rpa_intake",
+    metadata,
+    Column("source", String(255), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("file_name", String(255), nullable=False),
+    Column("item_id", Integer, ForeignKey("gestic_rpa_items.id"), nullable=False),
+    Column("taken_at", UTCDateTime(), nullable=False),
+)
+
 attempts_table = Table(
     "gestic_rpa_attempts",
     metadata,

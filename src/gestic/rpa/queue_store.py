@@ -9,14 +9,15 @@ imports it).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from gestic import db
-from gestic.errors import QueueError
+from gestic.errors import FileTakenError, QueueError
 from gestic.rpa.payload import check_payload
 from gestic.rpa.queue_schema import (
     ABANDONED,
@@ -33,6 +34,7 @@ from gestic.rpa.queue_schema import (
     QueueCounts,
     attempts_table,
     files_table,
+    intake_table,
     item_from_row,
     items_table,
     metadata,
@@ -56,6 +58,105 @@ class QueueStore:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.display_url!r})"
+
+    @staticmethod
+    def _taken(conn: Connection, source: str, digest: str) -> bool:
+        """Whether a file with this content was taken from `source` before (gestic.rpa.intake)."""
+        found = conn.execute(
+            select(intake_table.c.item_id).where(
+                intake_table.c.source == source, intake_table.c.sha256 == digest
+            )
+        ).first()
+        return found is not None
+
+    def taken_from(self, source: str) -> dict[str, int]:
+        """The files taken from `source`: sha256 -> the item made of it."""
+        with self._guard(f"list the files taken from {source}"), self._engine.connect() as conn:
+            rows = conn.execute(
+                select(intake_table.c.sha256, intake_table.c.item_id).where(
+                    intake_table.c.source == source
+                )
+            ).all()
+        return {row.sha256: int(row.item_id) for row in rows}
+
+    def create(
+        self,
+        *,
+        bot: str,
+        queue: str,
+        payload: Any = None,
+        files: Mapping[str, bytes] | None = None,
+        parent_id: int | None = None,
+        max_attempts: int = 3,
+        sla_minutes: float | None = None,
+        run_id: int | None = None,
+        state: str = PENDING,
+        created_at: datetime | None = None,
+        intake: tuple[str, str, str] | None = None,
+    ) -> int:
+        """Add an item to `queue` and return its id (`state`: pending, draft or done).
+
+        `intake` (source, sha256, file name): the item is a file taken from an inbox; when that
+        content was taken from that source before, nothing is added and FileTakenError says so.
+        """
+        if state not in (PENDING, DRAFT, DRAFT_FINAL, DONE):
+            raise ValueError(f"a new item is pending, draft or done, not {state!r}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, not {max_attempts}")
+        payload = check_payload(payload, what=f"payload of a new item in {queue}")
+        now = created_at or utcnow()
+        due = now + timedelta(minutes=sla_minutes) if sla_minutes is not None else None
+        with self._guard(f"add an item to {queue}"):
+            try:
+                with self._engine.begin() as conn:
+                    if intake is not None and self._taken(conn, intake[0], intake[1]):
+                        raise FileTakenError(f"{intake[2]} was taken from {intake[0]} before")
+                    result = conn.execute(
+                        insert(items_table).values(
+                            bot=bot,
+                            queue=queue,
+                            parent_id=parent_id,
+                            state=state,
+                            payload=payload,
+                            created_at=now,
+                            available_at=now,
+                            updated_at=now,
+                            finished_at=now if state == DONE else None,
+                            sla_due_at=due,
+                            attempts=0,
+                            max_attempts=max_attempts,
+                            dead_letter=False,
+                            run_id=run_id,
+                        )
+                    )
+                    pk = result.inserted_primary_key
+                    if pk is None or pk[0] is None:
+                        raise QueueError(
+                            f"work-item queue at {self.display_url}: new item got no id"
+                        )
+                    item_id = int(pk[0])
+                    for name, content in (files or {}).items():
+                        conn.execute(
+                            insert(files_table).values(
+                                item_id=item_id, name=name, original_name=name, content=content
+                            )
+                        )
+                    if (
+                        intake is not None
+                    ):  # the primary key refuses a second taker of the same file
+                        source, digest, file_name = intake
+                        conn.execute(
+                            insert(intake_table).values(
+                                source=source, sha256=digest, file_name=file_name, item_id=item_id,
+                                taken_at=now,
+                            )
+                        )  # fmt: skip
+            except IntegrityError:
+                if intake is None:
+                    raise
+                # another taker took the same file a moment ago
+                raise FileTakenError(f"{intake[2]} was taken from {intake[0]} before") from None
+        return item_id
 
     def close(self) -> None:
         """Release the database connections."""
