@@ -37,6 +37,9 @@ from gestic.errors import SecretsError
 from gestic.model import Model
 
 BACKUP_PASSWORDS = "gestic_backup_passwords"
+DATABASE_PASSWORDS = "gestic_database_passwords"
+"""Passwords of the PostgreSQL login roles gestic itself uses (the shared RPA ledger's role),
+role -> password; the database role sets them, the bots hosts and the controller log in."""
 LOGGING_CA = "gestic_logging_ca"
 """The logging CA, {key, cert} in PEM: hosts keep their own keys; it signs their certificates."""
 LOGGING_CA_DAYS = 3650
@@ -52,7 +55,23 @@ def new_password(length: int = PASSWORD_LENGTH) -> str:
 
 def required(model: Model) -> dict[str, list[str]]:
     """The secret variables every environment must hold: variable -> the keys it needs."""
-    return {BACKUP_PASSWORDS: sorted(model.services), LOGGING_CA: ["cert", "key"]}
+    needed = {BACKUP_PASSWORDS: sorted(model.services), LOGGING_CA: ["cert", "key"]}
+    if (role := ledger_role(model)) is not None:
+        needed[DATABASE_PASSWORDS] = [role]
+    return needed
+
+
+def ledger_role(model: Model) -> str | None:
+    """The login role of the shared RPA ledger the model declares (gestic_rpa.ledger), if any."""
+    ledger = model.rpa.ledger if model.rpa is not None else None
+    return ledger.role if ledger is not None else None
+
+
+SHAPES = {
+    BACKUP_PASSWORDS: "a mapping of service -> password",
+    DATABASE_PASSWORDS: "a mapping of database role -> password",
+    LOGGING_CA: "key and cert, PEM",
+}
 
 
 def new_logging_ca(now: datetime | None = None) -> dict[str, str]:
@@ -99,8 +118,7 @@ def _missing(where: str, data: dict[str, Any], model: Model) -> list[str]:
     for var, keys in required(model).items():
         value = data.get(var)
         if not isinstance(value, dict):
-            shape = "key and cert, PEM" if var == LOGGING_CA else "a mapping of service -> password"
-            problems.append(f"{where}: {var}: missing ({shape})")
+            problems.append(f"{where}: {var}: missing ({SHAPES[var]})")
             continue
         for key in keys:
             if not isinstance(value.get(key), str) or not value[key]:
@@ -126,11 +144,14 @@ class LabSecrets:
         """Add the secrets the model needs and the file lacks; never change one that exists."""
         data = self.read()
         added = False
-        passwords = data.setdefault(BACKUP_PASSWORDS, {})
-        for key in required(model)[BACKUP_PASSWORDS]:
-            if not passwords.get(key):
-                passwords[key] = self._legacy(BACKUP_PASSWORDS, key) or new_password()
-                added = True
+        for var, keys in required(model).items():
+            if var == LOGGING_CA:
+                continue
+            passwords = data.setdefault(var, {})
+            for key in keys:
+                if not passwords.get(key):
+                    passwords[key] = self._legacy(var, key) or new_password()
+                    added = True
         ca = data.get(LOGGING_CA)
         if not (isinstance(ca, dict) and ca.get("key") and ca.get("cert")):
             data[LOGGING_CA] = self._legacy_ca() or new_logging_ca()
@@ -168,11 +189,16 @@ class LabSecrets:
     def check(self, model: Model) -> None:
         self.ensure(model)
 
-    def rotate(self, model: Model, services: list[str]) -> Path:
-        """New backup passwords for `services` in the lab's state; return the file written."""
+    def values(self, model: Model) -> dict[str, Any]:
+        """The lab's secrets in clear (generated first where missing)."""
+        return self.ensure(model)
+
+    def rotate(self, model: Model, keys: list[str], *, var: str = BACKUP_PASSWORDS) -> Path:
+        """New passwords of `var` (backup passwords by default) for `keys` in the lab's state;
+        return the file written."""
         data = self.ensure(model)
-        for service in services:
-            data[BACKUP_PASSWORDS][service] = new_password()
+        for key in keys:
+            data[var][key] = new_password()
         self.write(data)
         return self.file
 
@@ -243,6 +269,10 @@ class VaultSecrets:
         return data
 
     def check(self, model: Model) -> None:
+        self.values(model)
+
+    def values(self, model: Model) -> dict[str, Any]:
+        """The clear variables of every vault file, checked complete (SecretsError otherwise)."""
         if not self.files:
             raise SecretsError(
                 f"{self.inventory / 'group_vars' / 'all'}: no ansible-vault file holds the "
@@ -255,18 +285,20 @@ class VaultSecrets:
         where = str(self.inventory / "group_vars" / "all" / self.files[0])
         if problems := _missing(where, merged, model):
             raise SecretsError("; ".join(problems))
+        return merged
 
-    def rotate(self, model: Model, services: list[str]) -> Path:
-        """New backup passwords for `services`, re-encrypted into the vault file that holds
-        them (same vault password); return that file, to be committed like any change.
+    def rotate(self, model: Model, keys: list[str], *, var: str = BACKUP_PASSWORDS) -> Path:
+        """New passwords of `var` (backup passwords by default) for `keys`, re-encrypted into
+        the vault file that holds them (same vault password); return that file, to be
+        committed like any change.
 
         The file is rewritten from its decrypted YAML: comments inside the vault are not kept.
         """
         self.check(model)  # every file decrypts and the passwords are all there
-        name, data = next((n, d) for n in self.files if BACKUP_PASSWORDS in (d := self.decrypt(n)))
+        name, data = next((n, d) for n in self.files if var in (d := self.decrypt(n)))
         file = self.inventory / "group_vars" / "all" / name
-        for service in services:
-            data[BACKUP_PASSWORDS][service] = new_password()
+        for key in keys:
+            data[var][key] = new_password()
         vault, _source = self._vault(file)
         tmp = file.with_name(f".{file.name}.tmp")
         tmp.write_bytes(vault.encrypt(yaml.safe_dump(data, sort_keys=True)))

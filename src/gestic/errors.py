@@ -48,6 +48,10 @@ class VerifyError(GesticError):
     """Verification (testinfra) found hosts that do not match the model."""
 
 
+class TunnelError(GesticError):
+    """An SSH port forward (gestic.tools.ssh_tunnel) could not be opened or does not answer."""
+
+
 # --- Drift and policy of the stacks.
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import click
+
 from gestic.console import console
 from gestic.context import Context
 from gestic.errors import ManifestError, ModelError, RpaError
@@ -24,6 +26,7 @@ from gestic.rpa.manifest import Bot, Catalog, catalog
 from gestic.rpa.queue import WorkQueue
 from gestic.rpa.robots_env import ROBOTS_ENV_ENV, RobotsEnv
 from gestic.rpa.runner import Runner
+from gestic.rpa.shared_ledger import open_shared_ledger, shared_ledger
 
 ROBOTS_ENV = "GESTIC_ROBOTS_DIR"
 
@@ -37,10 +40,41 @@ class RpaContext:
         self._queue: WorkQueue | None = None
         self._catalog: Catalog | None = None
         self._model: Model | None = None
+        self._url: str | None = None
+        self._opened = contextlib.ExitStack()  # the shared ledger's port forward, if opened
 
     @property
     def ledger_url(self) -> str:
-        return os.environ.get(LEDGER_URL_ENV) or default_url()
+        """The queue's database: GESTIC_LEDGER_URL, else the shared ledger the environment
+        declares (gestic_rpa.ledger, through an SSH port forward kept open until the command
+        ends), else SQLite in the state dir."""
+        if self._url is None:
+            self._url = os.environ.get(LEDGER_URL_ENV) or self._shared_url() or default_url()
+        return self._url
+
+    def _shared_url(self) -> str | None:
+        if os.environ.get(ROBOTS_ENV_ENV):
+            return None  # a bots host: the rpa_scheduler role gives it GESTIC_LEDGER_URL
+        ledger = shared_ledger(self.model)
+        if ledger is None:
+            return None
+        url = self._opened.enter_context(
+            open_shared_ledger(
+                ledger, access=self.ctx.access, model=self.model, state_dir=self.ctx.state
+            )
+        )
+        # closed with the command that opened it (or by close())
+        if (click_ctx := click.get_current_context(silent=True)) is not None:
+            click_ctx.call_on_close(self.close)
+        return url
+
+    def close(self) -> None:
+        """Close the queue and the shared ledger's port forward (if they were opened)."""
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None
+        self._url = None
+        self._opened.close()
 
     @property
     def catalog(self) -> Catalog:
@@ -166,7 +200,7 @@ class RpaSetup:
         try:
             yield queue
         finally:
-            queue.close()
+            self.rpa.close()
 
 
 def rpa_setup(ctx: Context) -> RpaSetup | str:

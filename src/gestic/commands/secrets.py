@@ -9,6 +9,10 @@ by the environment's one custodian and rolled out by a converge (Guía Custodia 
 - The database password (the portal's login role) lives on the database host: the converge of
   the `services` roles generates a new one there, sets it in PostgreSQL and hands it to the
   portal, which restarts with it.
+- The shared RPA ledger's password (`--ledger`, the login role of gestic_rpa.ledger): the
+  custodian gets the new one first (`gestic_database_passwords.<role>`); the converge of the
+  `database` and `rpa_scheduler` roles sets it in PostgreSQL and in the bots hosts' scheduler
+  environment (which restarts). The controller reads it from the custodian on every command.
 
 Each rotation is a ledger run (`secrets.rotate`) naming what was rotated, never the values.
 """
@@ -20,7 +24,7 @@ import click
 from gestic.console import console
 from gestic.context import Context
 from gestic.converge import ConvergeResult
-from gestic.custody import BACKUP_PASSWORDS
+from gestic.custody import BACKUP_PASSWORDS, DATABASE_PASSWORDS, ledger_role
 from gestic.errors import GesticError, SecretsError, UsageError
 
 DATABASE_ROTATE_VAR = "database_portal_password_rotate"
@@ -37,11 +41,14 @@ def COMMAND() -> None:
     help="Rotate SERVICE's backup repository password (repeat; `all` for every service).",
 )  # fmt: skip
 @click.option("--database", is_flag=True, help="Rotate the portal's database password.")
+@click.option("--ledger", is_flag=True, help="Rotate the shared RPA ledger's database password.")
 @click.pass_obj
-def rotate_cmd(obj: Context, backup: tuple[str, ...], database: bool) -> None:
+def rotate_cmd(obj: Context, backup: tuple[str, ...], database: bool, ledger: bool) -> None:
     """Rotate passwords in the custodian, then converge what uses them."""
-    if not backup and not database:
-        raise UsageError("say what to rotate: --backup SERVICE (or all) and/or --database")
+    if not backup and not database and not ledger:
+        raise UsageError(
+            "say what to rotate: --backup SERVICE (or all), --database and/or --ledger"
+        )
     model = obj.model
     services = sorted(model.services) if "all" in backup else sorted(set(backup))
     unknown = [s for s in services if s not in model.services]
@@ -49,10 +56,16 @@ def rotate_cmd(obj: Context, backup: tuple[str, ...], database: bool) -> None:
         raise UsageError(
             f"unknown service {', '.join(unknown)} (services: {', '.join(sorted(model.services))})"
         )
+    role = ledger_role(model)
+    if ledger and role is None:
+        raise UsageError(
+            f"environment '{model.environment}' declares no shared RPA ledger (gestic_rpa.ledger)"
+        )
     secrets = obj.access.secrets
-    if services and secrets is None:
+    if (services or ledger) and secrets is None:
         raise SecretsError(f"environment '{obj.target}' has no secrets custodian")
     what = [f"{BACKUP_PASSWORDS}.{s}" for s in services] + (["database.portal"] if database else [])
+    what += [f"{DATABASE_PASSWORDS}.{role}"] if ledger else []
     written = None
     changed = 0
     with (
@@ -71,6 +84,12 @@ def rotate_cmd(obj: Context, backup: tuple[str, ...], database: bool) -> None:
         if database:
             result = obj.run_playbook(tags="services", extravars={DATABASE_ROTATE_VAR: True})
             _require(result, "the database and the portal", "services")
+            changed += result.changed
+        if ledger and role is not None and secrets is not None:
+            written = secrets.rotate(model, [role], var=DATABASE_PASSWORDS)
+            console.print(f"new password for the RPA ledger's role {role} in {written}")
+            result = obj.run_playbook(tags="database,rpa_scheduler")
+            _require(result, "the ledger database and the bots hosts", "database,rpa_scheduler")
             changed += result.changed
         run.changed = changed
         run.summary = "rotated " + ", ".join(what)

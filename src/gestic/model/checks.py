@@ -67,6 +67,42 @@ def cross_check_sections(model: Model, problems: Problems, keys: dict[str, Key])
                     f"network {site.network} is outside the lab range {lab.range}",
                 )
     _check_monitoring(model, keys, problems)
+    _check_rpa_ledger(model, problems)
+
+
+def _check_rpa_ledger(model: Model, problems: Problems) -> None:
+    """The shared RPA ledger names a PostgreSQL service of the model whose first host is a
+    database host (group `db`: the database role creates it there), in a database of its own."""
+    ledger = model.rpa.ledger if model.rpa is not None else None
+    if ledger is None:
+        return
+    at: Key = ("gestic_rpa", "ledger")
+    service = model.services.get(ledger.service)
+    if service is None:
+        problems.add(
+            (*at, "service"),
+            f"unknown service '{ledger.service}' (services: {', '.join(sorted(model.services))})",
+        )
+        return
+    probe = service.probe
+    if probe is None or probe.kind != "postgresql":
+        problems.add(
+            (*at, "service"),
+            f"service '{service.name}' is not a PostgreSQL service (its probe must be "
+            "`kind: postgresql`, which also gives the port)",
+        )
+    elif probe.database == ledger.database:
+        problems.add(
+            (*at, "database"),
+            f"'{ledger.database}' is the service's own database: the ledger needs one of its own",
+        )
+    host = model.hosts.get(service.hosts[0])
+    if host is not None and "db" not in host.groups:
+        problems.add(
+            (*at, "service"),
+            f"service '{service.name}' runs on '{host.name}', which is not in group `db` "
+            "(the database role creates the ledger's database on the db hosts)",
+        )
 
 
 def _check_monitoring(model: Model, keys: dict[str, Key], problems: Problems) -> None:

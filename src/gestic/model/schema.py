@@ -256,10 +256,32 @@ RelativePath = Annotated[str, StringConstraints(pattern=r"^[\w-][\w./-]*$")]
 """A relative path (letters, digits, `_`, `-`, `.` and `/`; not starting with `/` or `.`)."""
 
 
+SqlName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+"""A PostgreSQL database or role name: a lowercase SQL identifier."""
+
+
+def _absent_if_empty(value: Any) -> Any:
+    """`ledger:` left empty (null, {} or "") is no shared ledger: the SQLite default."""
+    return None if value in (None, "", {}) else value
+
+
+class RpaLedger(_Frozen):
+    """Where the RPA work-item queue and the scheduler's run ledger live when they are shared:
+    database `database` on the PostgreSQL service `service` (its first host, on the port of
+    its postgresql probe), reached as the login role `role`, whose password is the custodian's
+    `gestic_database_passwords.<role>`. The bots hosts connect to it directly; the controller
+    through an SSH port forward to a bots host (docs/rpa.md)."""
+
+    service: Name
+    database: SqlName = "gestic"
+    role: SqlName = "gestic"
+
+
 class Rpa(_Frozen):
     """The RPA service level's target (items done within their SLA / items due), the window
     the at-risk forecast measures the handling rate over, the schedules' time zone, the bots
-    `gestic rpa schedule` runs (empty: every bot) and the inventory the bots host reads."""
+    `gestic rpa schedule` runs (empty: every bot), the inventory the bots host reads and where
+    the queue and ledger live when shared (`ledger`; absent: SQLite in each state dir)."""
 
     target: float = Field(gt=0, le=1)
     at_risk_window_minutes: float = Field(default=60, gt=0)
@@ -268,6 +290,7 @@ class Rpa(_Frozen):
     scheduler_inventory: RelativePath | None = None
     """The inventory directory (relative to the release) the bots host's scheduler reads
     (default, the rpa_scheduler role's: inventory/production)."""
+    ledger: Annotated[RpaLedger | None, BeforeValidator(_absent_if_empty)] = None
 
 
 # --- vulnerability tests (gestic_vulnscan) --------------------------------------------------
