@@ -26,7 +26,7 @@ import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
 from gestic.context import Context
-from gestic.custody import BACKUP_PASSWORDS, LOGGING_CA, LabSecrets
+from gestic.custody import BACKUP_PASSWORDS, DATABASE_PASSWORDS, LOGGING_CA, LabSecrets
 from gestic.dr import isolation
 from gestic.dr.host_isolation import PROTO
 from gestic.lab import names
@@ -107,7 +107,7 @@ def second(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secon
     password_file.chmod(0o600)
     lab_secrets = LabSecrets(file=lab.ctx.access.state_dir / "secrets.yml").ensure(lab.ctx.model)
     vault = VaultLib([("default", VaultSecret(vault_password.encode()))])
-    held = {var: lab_secrets[var] for var in (BACKUP_PASSWORDS, LOGGING_CA)}
+    held = {var: lab_secrets[var] for var in (BACKUP_PASSWORDS, LOGGING_CA, DATABASE_PASSWORDS)}
     (inv / "group_vars" / "all" / "vault.yml").write_bytes(vault.encrypt(yaml.safe_dump(held)))
     env = {
         "GESTIC_ROOT": str(checkout),

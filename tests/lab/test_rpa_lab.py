@@ -22,7 +22,9 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -32,7 +34,7 @@ from gestic.ledger import LEDGER_URL_ENV, Ledger
 from gestic.rpa.manifest import load_bot
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
 
-from .labkit import ROOT, Lab, on_host
+from .labkit import ROOT, Lab, converge, on_host
 
 PORTAL = "web-p1"
 DATABASE = "db-p1"
@@ -388,3 +390,76 @@ def test_the_bots_host_schedules_and_runs_bots_from_its_offline_install(lab: Lab
     assert mine, items
     assert {i["state"] for i in mine} <= {DONE, FAILED}
     assert any(i["state"] == DONE for i in mine)
+
+
+def test_a_run_on_the_bots_host_is_counted_by_the_controllers_report(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The scheduler on svc-p1 and the controller share the ledger database on db-p1
+    (gestic_rpa.ledger): a run made on the bots host, as the service runs it, is counted by
+    `gestic rpa report` on the controller, which reaches the database only through an SSH
+    port forward to svc-p1 (its GESTIC_LEDGER_URL unset: the environment's ledger is used)."""
+    ctx = lab.ctx
+    # the roles this touches are converged already: once more changes nothing
+    again = converge(ctx, tags="database,rpa_scheduler", limit=f"{DATABASE},{BOTS_HOST}")
+    assert again.ok
+    assert again.changed == 0, again.changed_tasks
+    env = {k: v for k, v in os.environ.items() if k != LEDGER_URL_ENV}
+    env_file = on_host(ctx, BOTS_HOST, "cat /etc/gestic/rpa-scheduler.env")
+    assert f"@{DATABASE}:5432/gestic?hostaddr={_address(ctx, DATABASE)}&sslmode=verify-full" in (
+        env_file
+    )
+    assert on_host(ctx, BOTS_HOST, "systemctl is-active gestic-rpa-scheduler").strip() == "active"
+    assert ctx.model.rpa is not None
+    assert ctx.model.rpa.ledger is not None  # the lab declares its shared ledger
+    period = datetime.now(ZoneInfo(ctx.model.rpa.timezone))
+
+    def report(name: str) -> dict[str, object]:
+        out = tmp_path / name
+        proc = _gestic_env(
+            env, "rpa", "report", "--period", f"{period:%Y-%m}", "--output", str(out)
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        [json_file] = out.glob("*.json")
+        bots: dict[str, object] = json.loads(json_file.read_text())["bots"]
+        return bots
+
+    def due(bots: dict[str, object]) -> int:
+        entry = bots.get("revision-accesos")
+        return int(entry["items_due"]) if isinstance(entry, dict) else 0
+
+    before = due(report("before"))
+    out = on_host(ctx, BOTS_HOST, f"{AS_SCHEDULER} rpa run revision-accesos --var TICKET=CHG-LAB-2")
+    assert "robots: 3" in out, out
+    on_host_items = json.loads(
+        on_host(ctx, BOTS_HOST, f"{AS_SCHEDULER} rpa items revision-accesos --limit 1000 --json")
+    )
+    proc = _gestic_env(env, "rpa", "items", "revision-accesos", "--limit", "1000", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the same rows, read from the controller through the port forward
+    assert {i["id"] for i in json.loads(proc.stdout)} == {i["id"] for i in on_host_items}
+    run_id = max(i["run_id"] for i in on_host_items if i["run_id"] is not None)
+    finished = [
+        i for i in on_host_items
+        if i["run_id"] == run_id and i["queue"] == "revision-accesos.cuentas"
+        and i["state"] in (DONE, FAILED)
+    ]  # fmt: skip
+    assert finished
+    assert due(report("after")) >= before + len(finished)
+    # every port forward the commands opened was stopped with them
+    forwards = subprocess.run(
+        ["pgrep", "-f", f"ssh -F {ctx.access.ssh_config} -N"], capture_output=True, check=False
+    )
+    assert forwards.returncode == 1, forwards.stdout
+
+
+def _gestic_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gestic", *args],
+        cwd=ROOT,
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )

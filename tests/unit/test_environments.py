@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from gestic.context import Context, environment_inventory
 from gestic.custody import (
     BACKUP_PASSWORDS,
+    DATABASE_PASSWORDS,
     LOGGING_CA,
     PASSWORD_FILE_VARS,
     PASSWORD_VAR,
@@ -64,7 +65,11 @@ _CA = new_logging_ca()
 
 
 def _passwords() -> dict[str, object]:
-    return {BACKUP_PASSWORDS: {s: f"pw-{s}" for s in SERVICES}, LOGGING_CA: _CA}
+    return {
+        BACKUP_PASSWORDS: {s: f"pw-{s}" for s in SERVICES},
+        LOGGING_CA: _CA,
+        DATABASE_PASSWORDS: {"gestic": "pw-ledger"},  # the copy declares the shared RPA ledger
+    }
 
 
 def test_env_names_an_inventory_directory() -> None:

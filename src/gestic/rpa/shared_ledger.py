@@ -70,7 +70,7 @@ def shared_ledger(model: Model) -> SharedLedger | None:
     if declared is None:
         return None
     service = model.services[declared.service]  # the loader checked it is there
-    assert service.probe is not None and service.probe.kind == "postgresql"
+    assert service.probe is not None  # and a postgresql one: the loader checked both
     host = model.hosts[service.hosts[0]]
     return SharedLedger(
         service=service.name,

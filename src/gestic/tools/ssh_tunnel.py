@@ -114,9 +114,7 @@ def forward(
                     )
                 time.sleep(0.1)
             if check is not None and (complaint := check(local_port)) is not None:
-                raise TunnelError(
-                    f"the {what} opened, but {complaint} (ssh said: {_said(log)})"
-                )
+                raise TunnelError(f"the {what} opened, but {complaint} (ssh said: {_said(log)})")
             yield local_port
         finally:
             _stop(proc)
