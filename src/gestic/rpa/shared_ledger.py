@@ -126,12 +126,17 @@ def postgres_answers(port: int) -> str | None:
     """None if a PostgreSQL server answers on 127.0.0.1:`port` (its SSLRequest reply), else
     why not: an SSH server that refuses the forward closes the connection at once."""
     try:
-        with socket.create_connection((LOCALHOST, port), timeout=10) as sock:
-            sock.settimeout(10)
-            sock.sendall(_SSL_REQUEST)
-            reply = sock.recv(1)
+        sock = socket.create_connection((LOCALHOST, port), timeout=10)
     except OSError as exc:
         return f"PostgreSQL does not answer through it: {exc}"
+    with sock:
+        try:
+            sock.sendall(_SSL_REQUEST)
+            reply = sock.recv(1)
+        except ConnectionError:  # closed or reset: the forward's channel was refused
+            reply = b""
+        except OSError as exc:
+            return f"PostgreSQL does not answer through it: {exc}"
     if reply in (b"S", b"N"):
         return None
     return (
