@@ -1,6 +1,7 @@
 """The RPA scheduler on the `bots` hosts: gestic installed offline, the service running.
 
-Role rpa_scheduler. Skipped on hosts outside the `bots` group.
+Role rpa_scheduler. Skipped on hosts outside the `bots` group. With a shared ledger
+(gestic_rpa.ledger): the one SSH forward the controller needs, and the database's certificate.
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 import pytest
 from testinfra.host import Host as InfraHost
 
-from gestic.model import Host
+from gestic.model import Host, Model
+from gestic.rpa.shared_ledger import shared_ledger
 
 HOME = "/opt/gestic"
 UNIT = "gestic-rpa-scheduler.service"
@@ -48,3 +50,23 @@ def test_gestic_and_the_robots_run_from_the_current_release(host: InfraHost) -> 
     assert robots.rc == 0, robots.stderr
     # Installed from the wheelhouse: the robots' environment has no database driver.
     assert host.run(f"{HOME}/robots-env/bin/python -c 'import sqlalchemy'").rc != 0
+
+
+def test_only_the_automation_account_may_forward_and_only_to_the_ledger(
+    host: InfraHost, model: Model
+) -> None:
+    """gestic_rpa.ledger: the controller's SSH port forward through this host reaches the
+    ledger's database port and nothing else; every other account keeps no forwarding."""
+    ledger = shared_ledger(model)
+    if ledger is None:
+        pytest.skip("the environment declares no shared RPA ledger (gestic_rpa.ledger)")
+    options = "host=admin.example,addr=192.0.2.11"
+    automation = host.check_output(f"/usr/sbin/sshd -T -C user=gestic,{options}").splitlines()
+    assert "allowtcpforwarding local" in automation
+    assert f"permitopen {ledger.address}:{ledger.port}" in automation
+    assert "permitlisten none" in automation
+    assert "allowagentforwarding no" in automation
+    assert "allowstreamlocalforwarding no" in automation
+    other = host.check_output(f"/usr/sbin/sshd -T -C user=nobody,{options}").splitlines()
+    assert "allowtcpforwarding no" in other
+    assert host.file("/etc/gestic/rpa-ledger-ca.pem").contains("BEGIN CERTIFICATE")
