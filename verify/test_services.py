@@ -16,6 +16,7 @@ import yaml
 from testinfra.host import Host as InfraHost
 
 from gestic.model import Host, Model
+from gestic.rpa.shared_ledger import shared_ledger
 
 PORTAL_PORT = 80
 PG_PORT = 5432
@@ -127,7 +128,7 @@ def test_cartera_tables_have_rows(host: InfraHost, declared: Host) -> None:
     assert int(_psql(host, "SELECT max(version) FROM schema_version")) >= 1
 
 
-def test_only_the_sites_portal_hosts_and_the_monitoring_may_connect(
+def test_only_the_sites_portal_hosts_the_monitoring_and_the_bots_may_connect(
     host: InfraHost, declared: Host, model: Model
 ) -> None:
     _only(declared, "db")
@@ -149,6 +150,12 @@ def test_only_the_sites_portal_hosts_and_the_monitoring_may_connect(
         expected |= {
             f"hostssl cartera gestic_monitor {model.hosts[s].address} scram-sha-256"
             for s in model.monitoring.servers
+        }
+    ledger = shared_ledger(model)
+    if ledger is not None and ledger.host == declared.name:  # the shared RPA ledger's database
+        expected |= {
+            f"hostssl {ledger.database} {ledger.role} {model.hosts[b].address} scram-sha-256"
+            for b in ledger.bots_hosts
         }
     assert set(rules) == expected
 
