@@ -30,7 +30,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import VaultLib, get_file_vault_secret
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from gestic.errors import SecretsError
@@ -40,6 +40,8 @@ BACKUP_PASSWORDS = "gestic_backup_passwords"
 LOGGING_CA = "gestic_logging_ca"
 """The logging CA, {key, cert} in PEM: hosts keep their own keys; it signs their certificates."""
 LOGGING_CA_DAYS = 3650
+RPA_COLLECTOR_KEY = "gestic_rpa_collector_key"
+"""The bots' SFTP collector key, {private, public} in OpenSSH format (gestic_rpa.intake)."""
 PASSWORD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 PASSWORD_LENGTH = 40
 PASSWORD_FILE_VARS = ("GESTIC_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE")
@@ -52,7 +54,30 @@ def new_password(length: int = PASSWORD_LENGTH) -> str:
 
 def required(model: Model) -> dict[str, list[str]]:
     """The secret variables every environment must hold: variable -> the keys it needs."""
-    return {BACKUP_PASSWORDS: sorted(model.services), LOGGING_CA: ["cert", "key"]}
+    needed = {BACKUP_PASSWORDS: sorted(model.services), LOGGING_CA: ["cert", "key"]}
+    if model.rpa is not None and model.rpa.intake.inboxes:
+        needed[RPA_COLLECTOR_KEY] = ["private", "public"]
+    return needed
+
+
+def new_collector_key() -> dict[str, str]:
+    """An ed25519 key pair for the bots' SFTP collector account, OpenSSH format."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    return {"private": private, "public": f"{public} gestic-rpa-collector"}
+
+
+#: Secrets that are one generated mapping (not a password per service), and their shape.
+GENERATED = {LOGGING_CA: "key and cert, PEM", RPA_COLLECTOR_KEY: "private and public, OpenSSH"}
 
 
 def new_logging_ca(now: datetime | None = None) -> dict[str, str]:
@@ -99,7 +124,7 @@ def _missing(where: str, data: dict[str, Any], model: Model) -> list[str]:
     for var, keys in required(model).items():
         value = data.get(var)
         if not isinstance(value, dict):
-            shape = "key and cert, PEM" if var == LOGGING_CA else "a mapping of service -> password"
+            shape = GENERATED.get(var, "a mapping of service -> password")
             problems.append(f"{where}: {var}: missing ({shape})")
             continue
         for key in keys:
@@ -134,6 +159,12 @@ class LabSecrets:
         ca = data.get(LOGGING_CA)
         if not (isinstance(ca, dict) and ca.get("key") and ca.get("cert")):
             data[LOGGING_CA] = self._legacy_ca() or new_logging_ca()
+            added = True
+        collector = data.get(RPA_COLLECTOR_KEY)
+        if RPA_COLLECTOR_KEY in required(model) and not (
+            isinstance(collector, dict) and collector.get("private") and collector.get("public")
+        ):
+            data[RPA_COLLECTOR_KEY] = new_collector_key()
             added = True
         if added or not self.file.is_file():
             self.write(data)

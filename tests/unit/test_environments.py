@@ -21,8 +21,10 @@ from gestic.custody import (
     LOGGING_CA,
     PASSWORD_FILE_VARS,
     PASSWORD_VAR,
+    RPA_COLLECTOR_KEY,
     LabSecrets,
     VaultSecrets,
+    new_collector_key,
     new_logging_ca,
 )
 from gestic.errors import ModelError, NotALabError, SecretsError, UsageError
@@ -61,10 +63,15 @@ def _vault(inv: Path, data: dict[str, object], password: str) -> Path:
 
 
 _CA = new_logging_ca()
+_COLLECTOR = new_collector_key()
 
 
 def _passwords() -> dict[str, object]:
-    return {BACKUP_PASSWORDS: {s: f"pw-{s}" for s in SERVICES}, LOGGING_CA: _CA}
+    return {
+        BACKUP_PASSWORDS: {s: f"pw-{s}" for s in SERVICES},
+        LOGGING_CA: _CA,
+        RPA_COLLECTOR_KEY: _COLLECTOR,
+    }
 
 
 def test_env_names_an_inventory_directory() -> None:
