@@ -375,20 +375,27 @@ AS_SCHEDULER = (
 )
 
 
-def test_the_bots_host_schedules_and_runs_bots_from_its_offline_install(lab: Lab) -> None:
-    """svc-p1 got gestic and the robots' environment from the controller's wheelhouse only."""
+def test_the_bots_host_schedules_and_runs_bots_from_its_offline_install(
+    lab: Lab, restore_portal: dict[str, dict[str, str]]
+) -> None:
+    """svc-p1 got gestic and the robots' environment from the controller's wheelhouse only,
+    and its own chromium: the browser bot runs there, against the portal the inventory names."""
     ctx = lab.ctx
     assert on_host(ctx, BOTS_HOST, "systemctl is-active gestic-rpa-scheduler").strip() == "active"
     journal = on_host(ctx, BOTS_HOST, "journalctl -u gestic-rpa-scheduler --no-pager -o cat")
     assert "scheduling 3 bots (America/Bogota)" in journal
     # A bot run on the host, as the service runs them: its own ledger, its own robots.
-    out = on_host(ctx, BOTS_HOST, f"{AS_SCHEDULER} rpa run revision-accesos --var TICKET=CHG-LAB-1")
-    assert "robots: 3" in out, out
-    items = json.loads(on_host(ctx, BOTS_HOST, f"{AS_SCHEDULER} rpa items revision-accesos --json"))
-    mine = [i for i in items if i["queue"] == "revision-accesos.cuentas"]
-    assert mine, items
-    assert {i["state"] for i in mine} <= {DONE, FAILED}
-    assert any(i["state"] == DONE for i in mine)
+    run = f"COLUMNS=250 {AS_SCHEDULER} rpa run actualizacion-datos"
+    out = on_host(ctx, BOTS_HOST, run, timeout=900)
+    run_id = _last_run(out)
+    items = _items_of_run(ctx, "actualizacion-datos", run_id, "actualizacion-datos.registros")
+    states = sorted((str(i["state"]), str(i["exception_code"])) for i in items)
+    assert states == [
+        (DONE, "None"), (DONE, "None"), (FAILED, "BENEFICIARIO_NO_ENCONTRADO"),
+        (FAILED, "DATOS_RECHAZADOS"), (FAILED, "REGISTRO_INVALIDO"),
+    ], out  # fmt: skip
+    after = _beneficiaries(ctx, ["52314187"])
+    assert after["52314187"]["phone"] == "3109876543"
 
 
 BANK = "banco-aliado"

@@ -187,14 +187,15 @@ def run(
 ) -> None:
     """Run BOT: seed its first step, then work each step's queue with N robots.
 
-    A run in the environment (--lab, or --from-inbox) also gets the environment's robot
-    variables (gestic_rpa.variables: addresses from the inventory); --var wins over both."""
+    A run in the environment (on a bots host, --lab, or --from-inbox) also gets the
+    environment's robot variables (gestic_rpa.variables: addresses from the inventory);
+    --var wins over them."""
     rpa = _rpa(obj)
     bot = rpa.bot(bot_name)
     if from_inbox and (input_file is not None or no_seed or from_step is not None):
         raise RpaError("--from-inbox starts the first step: not with --input, --no-seed or --step")
     values = _parse_vars(variables)
-    if in_lab or from_inbox:
+    if in_lab or from_inbox or rpa.on_bots_host:
         values = {**bot_variables(rpa.model, bot), **values}
     else:
         rpa.warn_lab_addresses(bot, values)
