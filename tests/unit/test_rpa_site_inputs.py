@@ -4,8 +4,11 @@ partner's inbox over SFTP, and the collector's key in the environment's secrets.
 from __future__ import annotations
 
 import errno
+import os
 import re
 import stat
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -195,3 +198,20 @@ def test_the_inbox_needs_the_collector_key_and_the_known_host(
         open_sftp_inbox(ADDRESS, key_file=key, known_hosts=tmp_path / "known_hosts"),
     ):
         pass
+
+
+def _gestic(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gestic", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=120, check=False, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+def test_from_inbox_is_refused_for_a_bot_without_one_before_anything_runs() -> None:
+    proc = _gestic("rpa", "run", "revision-accesos", "--from-inbox")
+    assert proc.returncode != 0
+    assert (
+        "revision-accesos: its first step takes no files from an inbox" in proc.stderr + proc.stdout
+    )
+    proc = _gestic("rpa", "run", "conciliacion-pagos", "--from-inbox", "--no-seed")
+    assert "--from-inbox starts the first step" in proc.stderr + proc.stdout

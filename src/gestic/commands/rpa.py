@@ -27,6 +27,7 @@ from gestic.rpa.report import write_report
 from gestic.rpa.results import BotRun
 from gestic.rpa.robot_process import interrupt_event
 from gestic.rpa.schedule import Scheduler, timezone
+from gestic.rpa.sftp_inbox import InboxAddress
 from gestic.rpa.site_inputs import bot_variables, inbox_of, open_inbox
 from gestic.rpa.sla import Period, at_risk
 
@@ -49,15 +50,20 @@ def _rpa(obj: Any) -> RpaContext:
     return obj
 
 
+def _inbox_address(rpa: RpaContext, bot: Bot) -> InboxAddress:
+    address = inbox_of(rpa.model, bot)
+    if address is None:
+        raise RpaError(f"{bot.name}: its first step takes no files from an inbox (manifest: inbox)")
+    return address
+
+
 @contextlib.contextmanager
 def _inbox(
     rpa: RpaContext, bot: Bot, *, key: Path | None = None, known_hosts: Path | None = None
 ) -> Iterator[tuple[Inbox, float]]:
     """The partner's inbox the bot's first step takes files from, logged in; and how long a
     file must stay unchanged before it is taken."""
-    address = inbox_of(rpa.model, bot)
-    if address is None:
-        raise RpaError(f"{bot.name}: its first step takes no files from an inbox (manifest: inbox)")
+    address = _inbox_address(rpa, bot)
     with open_inbox(address, key_file=key, known_hosts=known_hosts) as inbox:
         yield inbox, address.settle_s
 
@@ -194,6 +200,8 @@ def run(
     bot = rpa.bot(bot_name)
     if from_inbox and (input_file is not None or no_seed or from_step is not None):
         raise RpaError("--from-inbox starts the first step: not with --input, --no-seed or --step")
+    if from_inbox:
+        _inbox_address(rpa, bot)  # before anything is built or started
     values = _parse_vars(variables)
     if in_lab or from_inbox or rpa.on_bots_host:
         values = {**bot_variables(rpa.model, bot), **values}
