@@ -261,12 +261,14 @@ InboxName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
 FolderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 """One folder of an SFTP account (no `/`, no `..`)."""
 RobotVariable = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")]
+SftpAccount = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
+"""An SFTP account's name, as the sftp role allows it."""
 
 
 class Inbox(_Frozen):
     """A partner's SFTP folder whose files become a bot's work items (role sftp)."""
 
-    partner: Name
+    partner: SftpAccount
     """The partner's SFTP account on the transfer service's host (sftp_partners)."""
     folder: FolderName = "entrada"
     processed: FolderName = "procesados"
@@ -279,7 +281,7 @@ class Intake(_Frozen):
     how long a file must stay unchanged before it is taken, and the inboxes by name."""
 
     service: Name = "transferencia"
-    account: Name = "rpa-colector"
+    account: SftpAccount = "rpa-colector"
     settle_seconds: float = Field(default=30, ge=0)
     inboxes: dict[InboxName, Inbox] = Field(default_factory=dict)
 
