@@ -237,10 +237,18 @@ def test_partners_get_sftp_only_in_their_chroot(
     assert "chrootdirectory none" in automation
 
 
+def _collected(model: Model) -> dict[tuple[str, str], str]:
+    """(partner, folder) -> processed folder, for each inbox the bots take files from."""
+    if model.rpa is None:
+        return {}
+    return {(i.partner, i.folder): i.processed for i in model.rpa.intake.inboxes.values()}
+
+
 def test_partner_chroots_ownership_and_permissions(
-    host: InfraHost, declared: Host, partners: list[dict[str, Any]]
+    host: InfraHost, declared: Host, partners: list[dict[str, Any]], model: Model
 ) -> None:
     _only(declared, "transfer")
+    collected = _collected(model)
     root = host.file(SFTP_ROOT)
     assert (root.user, root.group, root.mode) == ("root", "root", 0o755)
     for partner in partners:
@@ -258,9 +266,34 @@ def test_partner_chroots_ownership_and_permissions(
         for directory in directories:
             d = host.file(f"{SFTP_ROOT}/{name}/{directory['name']}")
             owner = name if directory["access"] == "write" else "root"
-            assert (d.user, d.group, d.mode) == (owner, name, 0o750), d.path
+            mode = 0o770 if (name, directory["name"]) in collected else 0o750  # the collector's
+            assert (d.user, d.group, d.mode) == (owner, name, mode), d.path
         log_socket = host.file(f"{SFTP_ROOT}/{name}/dev/log")
         assert log_socket.is_socket, f"no syslog socket in {name}'s chroot: transfers unlogged"
+
+
+def test_the_bots_collector_gets_sftp_only_over_the_partners_it_takes_from(
+    host: InfraHost, declared: Host, model: Model
+) -> None:
+    _only(declared, "transfer")
+    if model.rpa is None or not model.rpa.intake.inboxes:
+        pytest.skip("no inboxes declared (gestic_rpa.intake)")
+    account = model.rpa.intake.account
+    effective = host.check_output(
+        "/usr/sbin/sshd -T -C user=%s,host=bots.example,addr=192.0.2.12", account
+    ).splitlines()
+    assert f"chrootdirectory {SFTP_ROOT}" in effective
+    assert "forcecommand internal-sftp -l INFO -f AUTHPRIV -u 0027 -d /" in effective
+    assert "disableforwarding yes" in effective
+    assert "authenticationmethods publickey" in effective
+    user = host.user(account)
+    assert user.shell == "/usr/sbin/nologin"
+    assert SFTP_GROUP not in user.groups  # not a partner: never retired as one
+    for (partner, _folder), processed in _collected(model).items():
+        assert partner in user.groups
+        d = host.file(f"{SFTP_ROOT}/{partner}/{processed}")
+        assert (d.user, d.group, d.mode) == (account, partner, 0o750), d.path
+    assert host.file(f"{SFTP_ROOT}/dev/log").is_socket, "collector's transfers unlogged"
 
 
 def test_partner_keys_are_root_owned_and_complete(

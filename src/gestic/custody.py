@@ -30,7 +30,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import VaultLib, get_file_vault_secret
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from gestic.errors import SecretsError
@@ -43,6 +43,8 @@ role -> password; the database role sets them, the bots hosts and the controller
 LOGGING_CA = "gestic_logging_ca"
 """The logging CA, {key, cert} in PEM: hosts keep their own keys; it signs their certificates."""
 LOGGING_CA_DAYS = 3650
+RPA_COLLECTOR_KEY = "gestic_rpa_collector_key"
+"""The bots' SFTP collector key, {private, public} in OpenSSH format (gestic_rpa.intake)."""
 PASSWORD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 PASSWORD_LENGTH = 40
 PASSWORD_FILE_VARS = ("GESTIC_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE")
@@ -56,6 +58,8 @@ def new_password(length: int = PASSWORD_LENGTH) -> str:
 def required(model: Model) -> dict[str, list[str]]:
     """The secret variables every environment must hold: variable -> the keys it needs."""
     needed = {BACKUP_PASSWORDS: sorted(model.services), LOGGING_CA: ["cert", "key"]}
+    if model.rpa is not None and model.rpa.intake.inboxes:
+        needed[RPA_COLLECTOR_KEY] = ["private", "public"]
     if (role := ledger_role(model)) is not None:
         needed[DATABASE_PASSWORDS] = [role]
     return needed
@@ -67,10 +71,28 @@ def ledger_role(model: Model) -> str | None:
     return ledger.role if ledger is not None else None
 
 
-SHAPES = {
+def new_collector_key() -> dict[str, str]:
+    """An ed25519 key pair for the bots' SFTP collector account, OpenSSH format."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    return {"private": private, "public": f"{public} gestic-rpa-collector"}
+
+
+#: Secrets that are one generated mapping (not a password per service), and their shape.
+GENERATED = {LOGGING_CA: "key and cert, PEM", RPA_COLLECTOR_KEY: "private and public, OpenSSH"}
+#: Secrets that are a generated password per key, and their shape.
+PASSWORD_MAPS = {
     BACKUP_PASSWORDS: "a mapping of service -> password",
     DATABASE_PASSWORDS: "a mapping of database role -> password",
-    LOGGING_CA: "key and cert, PEM",
 }
 
 
@@ -118,7 +140,8 @@ def _missing(where: str, data: dict[str, Any], model: Model) -> list[str]:
     for var, keys in required(model).items():
         value = data.get(var)
         if not isinstance(value, dict):
-            problems.append(f"{where}: {var}: missing ({SHAPES[var]})")
+            shape = GENERATED.get(var) or PASSWORD_MAPS[var]
+            problems.append(f"{where}: {var}: missing ({shape})")
             continue
         for key in keys:
             if not isinstance(value.get(key), str) or not value[key]:
@@ -145,7 +168,7 @@ class LabSecrets:
         data = self.read()
         added = False
         for var, keys in required(model).items():
-            if var == LOGGING_CA:
+            if var not in PASSWORD_MAPS:
                 continue
             passwords = data.setdefault(var, {})
             for key in keys:
@@ -155,6 +178,12 @@ class LabSecrets:
         ca = data.get(LOGGING_CA)
         if not (isinstance(ca, dict) and ca.get("key") and ca.get("cert")):
             data[LOGGING_CA] = self._legacy_ca() or new_logging_ca()
+            added = True
+        collector = data.get(RPA_COLLECTOR_KEY)
+        if RPA_COLLECTOR_KEY in required(model) and not (
+            isinstance(collector, dict) and collector.get("private") and collector.get("public")
+        ):
+            data[RPA_COLLECTOR_KEY] = new_collector_key()
             added = True
         if added or not self.file.is_file():
             self.write(data)

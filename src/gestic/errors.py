@@ -178,6 +178,10 @@ class FileTakenError(QueueError):
     """A file dropped in an inbox was taken into a queue before (gestic.rpa.intake)."""
 
 
+class IntakeError(RpaError):
+    """A partner's inbox could not be reached, listed or read (gestic.rpa.sftp_inbox)."""
+
+
 class PayloadError(QueueError):
     """A work item's payload is not a JSON object of bounded size."""
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from gestic.context import Context
 from gestic.converge import ConvergeResult, run_playbook
@@ -14,7 +18,10 @@ from gestic.verify import VerifyResult, run_verify
 
 from ..paths import ROOT
 
-__all__ = ["ROOT", "Lab", "converge", "login_argv", "login_as", "on_host", "run_on", "verify"]
+__all__ = [
+    "ROOT", "Lab", "authorized_partner_key", "converge", "declared_partners", "keypair",
+    "login_argv", "login_as", "on_host", "run_on", "sftp_as", "verify",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,3 +118,49 @@ def verify(ctx: Context, *, checks: Path | None = None) -> VerifyResult:
         artifacts_dir=ctx.artifacts / "verify",
         stream=False,
     )
+
+
+def keypair(directory: Path, name: str) -> tuple[Path, str]:
+    """A new ed25519 key pair in `directory`: the private key's path and the public line."""
+    key = directory / name
+    argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@gestic-test", "-f"]
+    subprocess.run([*argv, str(key)], check=True)
+    return key, key.with_suffix(".pub").read_text().strip()
+
+
+def sftp_as(ctx: Context, host: str, user: str, key: Path, batch: str) -> Completed:
+    """Run an sftp `batch` on `host` as `user` with its own `key` (see `login_argv`)."""
+    argv = [
+        "sftp", "-F", str(ctx.access.ssh_config), "-i", str(key), "-o", f"User={user}",
+        "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
+        "-b", "-", host,
+    ]  # fmt: skip
+    return subprocess.run(
+        argv, input=batch, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def declared_partners(ctx: Context) -> list[dict[str, Any]]:
+    """The SFTP partners the environment's inventory declares (role sftp)."""
+    data = yaml.safe_load((ctx.inventory / "group_vars" / "transfer" / "sftp.yml").read_text())
+    return list(data["sftp_partners"])
+
+
+@contextmanager
+def authorized_partner_key(ctx: Context, partner: str, directory: Path) -> Iterator[Path]:
+    """A private key of the declared `partner`, authorized on the transfer host until the
+    block ends (then the repository's inventory is converged back)."""
+    key, public = keypair(directory, partner)
+    partners = declared_partners(ctx)
+    for entry in partners:
+        if entry["name"] == partner:
+            entry["public_keys"] = [*entry["public_keys"], public]
+    result = converge(ctx, limit="transfer", tags="sftp", extravars={"sftp_partners": partners})
+    assert result.ok, result.per_host
+    try:
+        yield key
+    finally:
+        back = converge(ctx, limit="transfer", tags="sftp")
+        assert back.ok, back.per_host
+        host = ctx.model.services["transferencia"].hosts[0]
+        assert public.split()[1] not in on_host(ctx, host, f"cat /etc/ssh/sftp-keys/{partner}")

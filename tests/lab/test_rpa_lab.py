@@ -34,7 +34,7 @@ from gestic.ledger import LEDGER_URL_ENV, Ledger
 from gestic.rpa.manifest import load_bot
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
 
-from .labkit import ROOT, Lab, converge, on_host
+from .labkit import ROOT, Lab, authorized_partner_key, converge, on_host, sftp_as
 
 PORTAL = "web-p1"
 DATABASE = "db-p1"
@@ -133,8 +133,9 @@ def test_actualizacion_datos_updates_the_portal_on_web_p1(
 ) -> None:
     ctx = lab.ctx
     bot = load_bot(ACTUALIZACION)
-    # The manifest's default portal is the lab's web-p1 itself: no --var needed.
-    assert bot.manifest.variables["PORTAL_URL"] == f"http://{_address(ctx, PORTAL)}"
+    # The portal's address comes from the lab's inventory (gestic_rpa.variables), not the
+    # manifest: a run in the lab (--lab) gets it, no --var needed.
+    assert bot.manifest.variables["PORTAL_URL"] == ""
     with SOURCE.open(newline="", encoding="utf-8") as handle:
         rows = {row["documento"]: row for row in csv.DictReader(handle)}
     before = restore_portal
@@ -376,20 +377,89 @@ AS_SCHEDULER = (
 )
 
 
-def test_the_bots_host_schedules_and_runs_bots_from_its_offline_install(lab: Lab) -> None:
-    """svc-p1 got gestic and the robots' environment from the controller's wheelhouse only."""
+def test_the_bots_host_schedules_and_runs_bots_from_its_offline_install(
+    lab: Lab, restore_portal: dict[str, dict[str, str]]
+) -> None:
+    """svc-p1 got gestic and the robots' environment from the controller's wheelhouse only,
+    and its own chromium: the browser bot runs there, against the portal the inventory names."""
     ctx = lab.ctx
     assert on_host(ctx, BOTS_HOST, "systemctl is-active gestic-rpa-scheduler").strip() == "active"
     journal = on_host(ctx, BOTS_HOST, "journalctl -u gestic-rpa-scheduler --no-pager -o cat")
     assert "scheduling 3 bots (America/Bogota)" in journal
     # A bot run on the host, as the service runs them: its own ledger, its own robots.
-    out = on_host(ctx, BOTS_HOST, f"{AS_SCHEDULER} rpa run revision-accesos --var TICKET=CHG-LAB-1")
-    assert "robots: 3" in out, out
-    items = json.loads(on_host(ctx, BOTS_HOST, f"{AS_SCHEDULER} rpa items revision-accesos --json"))
-    mine = [i for i in items if i["queue"] == "revision-accesos.cuentas"]
-    assert mine, items
-    assert {i["state"] for i in mine} <= {DONE, FAILED}
-    assert any(i["state"] == DONE for i in mine)
+    run = f"COLUMNS=250 {AS_SCHEDULER} rpa run actualizacion-datos"
+    out = on_host(ctx, BOTS_HOST, run, timeout=900)
+    run_id = _last_run(out)
+    items = _items_of_run(ctx, "actualizacion-datos", run_id, "actualizacion-datos.registros")
+    states = sorted((str(i["state"]), str(i["exception_code"])) for i in items)
+    assert states == [
+        (DONE, "None"), (DONE, "None"), (FAILED, "BENEFICIARIO_NO_ENCONTRADO"),
+        (FAILED, "DATOS_RECHAZADOS"), (FAILED, "REGISTRO_INVALIDO"),
+    ], out  # fmt: skip
+    after = _beneficiaries(ctx, ["52314187"])
+    assert after["52314187"]["phone"] == "3109876543"
+
+
+BANK = "banco-aliado"
+INBOX = f"/srv/sftp/{BANK}"
+
+
+def _items_of_run(ctx: Context, bot: str, run_id: int, queue: str) -> list[dict[str, object]]:
+    items = json.loads(on_host(ctx, BOTS_HOST, f"{AS_SCHEDULER} rpa items {bot} --json"))
+    return [i for i in items if i["queue"] == queue and i["run_id"] == run_id]
+
+
+def _last_run(out: str) -> int:
+    found = re.findall(r"run (\d+)", out)
+    assert found, out
+    return int(found[-1])
+
+
+def test_a_payments_file_the_bank_delivers_over_sftp_is_taken_once_and_reconciled(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The bank puts a file in its SFTP inbox; the bots host takes it (as the collector, over
+    SFTP, checking the transfer host's key), moves it to procesados and reconciles it against
+    the portal whose address the inventory gives; the same file again is not worked twice."""
+    ctx = lab.ctx
+    current = _lab_loans(ctx)["current"]
+    name = f"pagos-{time.strftime('%Y%m%d')}-{os.getpid()}.csv"
+    (tmp_path / name).write_text(
+        "referencia,fecha,documento,credito,valor,banco\n"
+        f"SF-0001,2026-12-01,{current['documento']},{current['credito']},1000,Banco de Bogotá\n"
+        f"SF-0002,2026-12-01,{current['documento']},ICX-1999-999999,1000,Banco de Bogotá\n"
+    )
+    take = f"COLUMNS=250 {AS_SCHEDULER} rpa run conciliacion-pagos --from-inbox"
+    with authorized_partner_key(ctx, BANK, tmp_path) as key:
+        put = sftp_as(ctx, BOTS_HOST, BANK, key, f"put {tmp_path / name} /entrada/{name}\n")
+        assert put.returncode == 0, put.stderr
+        on_host(ctx, BOTS_HOST, f"touch -d '-2 min' {INBOX}/entrada/{name}")  # settled
+        out = on_host(ctx, BOTS_HOST, take, timeout=900)
+        assert "1 new file(s)" in out, out
+        run_id = _last_run(out)
+        assert on_host(ctx, BOTS_HOST, f"ls {INBOX}/entrada").split() == []
+        assert name in on_host(ctx, BOTS_HOST, f"ls {INBOX}/procesados").split()
+        # the bank sees what was taken, and cannot change it
+        listed = sftp_as(ctx, BOTS_HOST, BANK, key, "ls /procesados\n")
+        assert name in listed.stdout, listed.stdout + listed.stderr
+        refused = sftp_as(ctx, BOTS_HOST, BANK, key, f"rm /procesados/{name}\n")
+        assert refused.returncode != 0
+        outcome = {
+            str(i["payload"]["referencia"]): (i["state"], i["exception_code"])  # type: ignore[index]
+            for i in _items_of_run(ctx, "conciliacion-pagos", run_id, "conciliacion-pagos.pagos")
+        }
+        assert outcome == {"SF-0001": (DONE, None), "SF-0002": (FAILED, "CREDITO_NO_ENCONTRADO")}
+        # the same content under another name: moved, reported, not worked again
+        again = sftp_as(ctx, BOTS_HOST, BANK, key, f"put {tmp_path / name} /entrada/copia-{name}\n")
+        assert again.returncode == 0, again.stderr
+        on_host(ctx, BOTS_HOST, f"touch -d '-2 min' {INBOX}/entrada/copia-{name}")
+        second = on_host(ctx, BOTS_HOST, take, timeout=900)
+        assert "0 new file(s), 1 already taken" in second, second
+        assert (
+            _items_of_run(ctx, "conciliacion-pagos", _last_run(second), "conciliacion-pagos.pagos")
+            == []
+        )
+        assert f"copia-{name}" in on_host(ctx, BOTS_HOST, f"ls {INBOX}/procesados").split()
 
 
 def test_a_run_on_the_bots_host_is_counted_by_the_controllers_report(

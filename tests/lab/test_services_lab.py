@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from gestic.context import Context
 from gestic.lab import names
 
-from .labkit import Lab, converge, on_host
+from .labkit import Lab, authorized_partner_key, converge, declared_partners, keypair, on_host
 
 # the first sample beneficiary (deterministic data: 52000000 + 1 * 104729)
 DOC = "52104729"
@@ -164,31 +163,6 @@ def test_portal_updates_reach_the_sites_database(lab: Lab, tmp_path: Path) -> No
 # -------------------------------------------------------------------- sftp
 
 
-def _declared_partners(ctx: Context) -> list[dict[str, Any]]:
-    data = yaml.safe_load((ctx.inventory / "group_vars" / "transfer" / "sftp.yml").read_text())
-    return list(data["sftp_partners"])
-
-
-def _keypair(directory: Path, name: str) -> tuple[Path, str]:
-    key = directory / name
-    subprocess.run(
-        [
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            f"{name}@gestic-test",
-            "-f",
-            str(key),
-        ],
-        check=True,
-    )
-    return key, key.with_suffix(".pub").read_text().strip()
-
-
 def _converge_sftp(ctx: Context, partners: list[dict[str, Any]] | None) -> None:
     extravars = None if partners is None else {"sftp_partners": partners}
     result = converge(ctx, limit="transfer", tags="sftp", extravars=extravars)
@@ -198,19 +172,8 @@ def _converge_sftp(ctx: Context, partners: list[dict[str, Any]] | None) -> None:
 @pytest.fixture(scope="module")
 def partner_key(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A private key of the declared partner PARTNER, authorized for the module's tests."""
-    ctx = lab.ctx
-    key, public = _keypair(tmp_path_factory.mktemp("sftp"), "partner")
-    partners = _declared_partners(ctx)
-    for partner in partners:
-        if partner["name"] == PARTNER:
-            partner["public_keys"] = [*partner["public_keys"], public]
-    _converge_sftp(ctx, partners)
-    try:
+    with authorized_partner_key(lab.ctx, PARTNER, tmp_path_factory.mktemp("sftp")) as key:
         yield key
-    finally:
-        _converge_sftp(ctx, None)  # back to the repository's inventory
-        keys = on_host(ctx, "svc-p1", f"cat /etc/ssh/sftp-keys/{PARTNER}")
-        assert public.split()[1] not in keys
 
 
 def _sftp(ctx: Context, key: Path, user: str, batch: str) -> subprocess.CompletedProcess[str]:
@@ -279,8 +242,8 @@ def test_sftp_partner_gets_no_shell_and_no_forwarding(lab: Lab, partner_key: Pat
 
 def test_retired_partner_loses_access_and_keeps_its_files(lab: Lab, tmp_path: Path) -> None:
     ctx = lab.ctx
-    key, public = _keypair(tmp_path, "retired")
-    declared = _declared_partners(ctx)
+    key, public = keypair(tmp_path, "retired")
+    declared = declared_partners(ctx)
     temporary = {"name": RETIRED, "description": "Prueba de retiro", "public_keys": [public]}
     upload = tmp_path / "entrega.txt"
     upload.write_text("entrega\n")

@@ -22,8 +22,10 @@ from gestic.custody import (
     LOGGING_CA,
     PASSWORD_FILE_VARS,
     PASSWORD_VAR,
+    RPA_COLLECTOR_KEY,
     LabSecrets,
     VaultSecrets,
+    new_collector_key,
     new_logging_ca,
 )
 from gestic.errors import ModelError, NotALabError, SecretsError, UsageError
@@ -62,12 +64,14 @@ def _vault(inv: Path, data: dict[str, object], password: str) -> Path:
 
 
 _CA = new_logging_ca()
+_COLLECTOR = new_collector_key()
 
 
 def _passwords() -> dict[str, object]:
     return {
         BACKUP_PASSWORDS: {s: f"pw-{s}" for s in SERVICES},
         LOGGING_CA: _CA,
+        RPA_COLLECTOR_KEY: _COLLECTOR,
         DATABASE_PASSWORDS: {"gestic": "pw-ledger"},  # the copy declares the shared RPA ledger
     }
 

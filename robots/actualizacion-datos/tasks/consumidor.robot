@@ -13,7 +13,7 @@ Suite Teardown      Close All Browsers
 
 
 *** Variables ***
-${PORTAL_URL}           http://10.213.1.11
+${PORTAL_URL}           ${EMPTY}
 ${ESPERA_DEL_PORTAL}    15s
 
 
@@ -26,6 +26,8 @@ Actualizar Cada Beneficiario En El Portal
 *** Keywords ***
 Abrir El Navegador
     [Documentation]    Chromium de Debian con su chromedriver: nada se descarga.
+    Should Not Be Empty    ${PORTAL_URL}
+    ...    msg=PORTAL_URL no está definido: lo da el inventario del entorno (gestic_rpa.variables) o --var
     ${opciones}=    Opciones De Chromium
     ${servicio}=    Servicio De Chromedriver
     Open Browser    about:blank    browser=chrome    options=${opciones}    service=${servicio}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,11 +21,14 @@ from gestic.commands.rpa_context import RpaContext
 from gestic.console import console
 from gestic.context import Context
 from gestic.errors import RpaError
+from gestic.rpa.intake import Inbox
 from gestic.rpa.manifest import Bot, load_seed
 from gestic.rpa.report import write_report
 from gestic.rpa.results import BotRun
 from gestic.rpa.robot_process import interrupt_event
 from gestic.rpa.schedule import Scheduler, timezone
+from gestic.rpa.sftp_inbox import InboxAddress
+from gestic.rpa.site_inputs import bot_variables, inbox_of, open_inbox
 from gestic.rpa.sla import Period, at_risk
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,6 +48,24 @@ def lab_option() -> Callable[[F], F]:
 def _rpa(obj: Any) -> RpaContext:
     assert isinstance(obj, RpaContext)
     return obj
+
+
+def _inbox_address(rpa: RpaContext, bot: Bot) -> InboxAddress:
+    address = inbox_of(rpa.model, bot)
+    if address is None:
+        raise RpaError(f"{bot.name}: its first step takes no files from an inbox (manifest: inbox)")
+    return address
+
+
+@contextlib.contextmanager
+def _inbox(
+    rpa: RpaContext, bot: Bot, *, key: Path | None = None, known_hosts: Path | None = None
+) -> Iterator[tuple[Inbox, float]]:
+    """The partner's inbox the bot's first step takes files from, logged in; and how long a
+    file must stay unchanged before it is taken."""
+    address = _inbox_address(rpa, bot)
+    with open_inbox(address, key_file=key, known_hosts=known_hosts) as inbox:
+        yield inbox, address.settle_s
 
 
 @click.group(name="rpa")
@@ -134,6 +157,24 @@ def _print_run(result: BotRun) -> None:
 @click.option("--var", "variables", multiple=True, help="Robot variable NAME=VALUE (repeatable).")
 @click.option("--step", "from_step", default=None, help="Start at this step (skip earlier ones).")
 @click.option("--max-minutes", type=float, default=None, help="Stop starting robots after this.")
+@click.option(
+    "--from-inbox",
+    is_flag=True,
+    help="Start from the new files of the partner's inbox (the environment's, over SFTP), "
+    "as the scheduler does, instead of the manifest's seed.",
+)
+@click.option(
+    "--inbox-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The collector's private key (default: GESTIC_RPA_INBOX_KEY).",
+)
+@click.option(
+    "--inbox-known-hosts",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="known_hosts with the transfer host's key (default: GESTIC_RPA_INBOX_KNOWN_HOSTS).",
+)
 @lab_option()
 @click.pass_obj
 def run(
@@ -145,22 +186,41 @@ def run(
     variables: tuple[str, ...],
     from_step: str | None,
     max_minutes: float | None,
+    from_inbox: bool,
+    inbox_key: Path | None,
+    inbox_known_hosts: Path | None,
     in_lab: bool,
 ) -> None:
-    """Run BOT: seed its first step, then work each step's queue with N robots."""
+    """Run BOT: seed its first step, then work each step's queue with N robots.
+
+    A run in the environment (on a bots host, --lab, or --from-inbox) also gets the
+    environment's robot variables (gestic_rpa.variables: addresses from the inventory);
+    --var wins over them."""
     rpa = _rpa(obj)
     bot = rpa.bot(bot_name)
+    if from_inbox and (input_file is not None or no_seed or from_step is not None):
+        raise RpaError("--from-inbox starts the first step: not with --input, --no-seed or --step")
+    if from_inbox:
+        _inbox_address(rpa, bot)  # before anything is built or started
     values = _parse_vars(variables)
-    if not in_lab:
+    if in_lab or from_inbox or rpa.on_bots_host:
+        values = {**bot_variables(rpa.model, bot), **values}
+    else:
         rpa.warn_lab_addresses(bot, values)
     first = bot.step(from_step) if from_step else bot.manifest.steps[0]
     seed = None
     if input_file is not None:
         seed = load_seed(input_file)
-    elif not no_seed and first.seed is not None:
+    elif not no_seed and not from_inbox and first.seed is not None:
         seed = load_seed(bot.root / first.seed)
     runner = rpa.runner(in_lab=in_lab)
-    with interrupt_event() as stop:
+    with contextlib.ExitStack() as stack:
+        inbox, settle_s = (
+            stack.enter_context(_inbox(rpa, bot, key=inbox_key, known_hosts=inbox_known_hosts))
+            if from_inbox
+            else (None, 0.0)
+        )
+        stop = stack.enter_context(interrupt_event())
         result = runner.run_bot(
             bot,
             workers=workers,
@@ -169,6 +229,8 @@ def run(
             from_step=from_step,
             max_minutes=max_minutes,
             stop=stop,
+            inbox=inbox,
+            settle_s=settle_s,
         )
     _print_run(result)
     if not result.ok:
@@ -359,8 +421,15 @@ def schedule(
     def run_one(bot: Bot, due: datetime) -> None:
         console.print(f"{datetime.now(tz):%Y-%m-%d %H:%M:%S} {bot.name}: scheduled run ({due})")
         first = bot.manifest.steps[0]
-        seed = load_seed(bot.root / first.seed) if first.seed else None
-        result = runner.run_bot(bot, workers=workers, seed=seed, stop=stop, kind="rpa.schedule")
+        values = bot_variables(rpa.model, bot)
+        start = functools.partial(
+            runner.run_bot, bot, workers=workers, variables=values, stop=stop, kind="rpa.schedule"
+        )
+        if first.inbox is not None:  # the partner's files, never the fixtures
+            with _inbox(rpa, bot) as (inbox, settle_s):
+                result = start(inbox=inbox, settle_s=settle_s)
+        else:
+            result = start(seed=load_seed(bot.root / first.seed) if first.seed else None)
         console.print(f"{bot.name}: {result.summary()}")
 
     def report_error(bot: Bot, exc: Exception) -> None:

@@ -95,6 +95,11 @@ class RpaContext:
         return self.catalog.bot(name)
 
     @property
+    def on_bots_host(self) -> bool:
+        """Whether this is a bots host (the rpa_scheduler role sets GESTIC_ROBOTS_ENV)."""
+        return bool(os.environ.get(ROBOTS_ENV_ENV))
+
+    @property
     def model(self) -> Model:
         """The environment's model. On a bots host (the rpa_scheduler role sets
         GESTIC_ROBOTS_ENV) it is read without the check of the machine's routes: that host's

@@ -6,6 +6,7 @@ others, with file and line.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable
 from datetime import date
 from ipaddress import IPv4Network
@@ -67,6 +68,7 @@ def cross_check_sections(model: Model, problems: Problems, keys: dict[str, Key])
                     f"network {site.network} is outside the lab range {lab.range}",
                 )
     _check_monitoring(model, keys, problems)
+    _check_rpa(model, problems)
     _check_rpa_ledger(model, problems)
 
 
@@ -132,6 +134,37 @@ def _check_monitoring(model: Model, keys: dict[str, Key], problems: Problems) ->
                     ("gestic_monitoring", "maintenance_windows", i, "services", j),
                     f"unknown service '{ref}'",
                 )
+
+
+def _check_rpa(model: Model, problems: Problems) -> None:
+    """The intake's transfer service runs somewhere; variables name only known services."""
+    rpa = model.rpa
+    if rpa is None:
+        return
+    intake = rpa.intake
+    service = model.services.get(intake.service)
+    if intake.inboxes and (service is None or not service.hosts):
+        problems.add(
+            ("gestic_rpa", "intake", "service"),
+            f"unknown service '{intake.service}' (the transfer service whose host holds the "
+            "partners' SFTP accounts)"
+            if service is None
+            else f"service '{intake.service}' runs on no host",
+        )
+    for bot, values in rpa.variables.items():
+        for var, value in values.items():
+            try:
+                fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+            except ValueError as exc:
+                problems.add(("gestic_rpa", "variables", bot, var), f"{value!r}: {exc}")
+                continue
+            for ref in fields:
+                if ref not in model.services:
+                    problems.add(
+                        ("gestic_rpa", "variables", bot, var),
+                        f"unknown service '{{{ref}}}' (a placeholder names a service: "
+                        f"{', '.join(sorted(model.services))})",
+                    )
 
 
 def check_backup_repositories(

@@ -46,8 +46,10 @@ class InboxFile:
 class Inbox(Protocol):
     """Where a partner drops files: a local folder, or an SFTP account's folder."""
 
-    #: Names the inbox in the intake records and in messages (e.g. "file:///srv/entrada").
-    source: str
+    @property
+    def source(self) -> str:
+        """Names the inbox in the intake records and in messages (e.g. "file:///srv/entrada")."""
+        ...
 
     def listing(self) -> list[InboxFile]: ...
 

@@ -61,6 +61,9 @@ class Step(_Frozen):
     workers: int | None = Field(default=None, ge=1, le=32)
     #: Work items (Robocorp devdata format) that a run of the bot starts this step with.
     seed: str | None = None
+    #: The environment's inbox (gestic_rpa.intake.inboxes) whose new files a scheduled run
+    #: starts this step with, one item each (`seed` stays for runs without the inbox).
+    inbox: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,40}$")] | None = None
     #: How long one robot of this step may run before it is stopped.
     timeout_minutes: float = Field(default=30, gt=0)
 
@@ -171,6 +174,8 @@ def load_bot(root: Path) -> Bot:
             add(("steps", i, "suite"), f"suite file {root / step.suite} not found")
         if step.seed is not None and not (root / step.seed).is_file():
             add(("steps", i, "seed"), f"seed work items {root / step.seed} not found")
+        if step.inbox is not None and i > 0:
+            add(("steps", i, "inbox"), "only the first step takes files from an inbox")
     if manifest.schedule is not None and (why := cron_problem(manifest.schedule)):
         add(("schedule",), why)
     if manifest.backoff_max_seconds < manifest.backoff_seconds:

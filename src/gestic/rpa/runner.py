@@ -31,6 +31,7 @@ remounts /sys): files, the broker's socket and the robots' environment are the s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import select
 import socket
@@ -46,6 +47,7 @@ from typing import Final
 from gestic.errors import RpaError
 from gestic.ledger import FAILED, LEDGER_URL_ENV, SUCCEEDED, Ledger
 from gestic.rpa.broker import QueueBroker
+from gestic.rpa.intake import SETTLE_S, Inbox, IntakeResult, take
 from gestic.rpa.manifest import Bot, SeedItem, Step
 from gestic.rpa.queue import APPLICATION, WorkQueue
 from gestic.rpa.results import BotRun, RobotResult, parse_output
@@ -329,6 +331,26 @@ class Runner:
             for item in items
         ]
 
+    def take_inbox(
+        self, bot: Bot, step: Step, inbox: Inbox, *, run_id: int, settle_s: float
+    ) -> IntakeResult:
+        """One item in `step`'s queue per settled new file of `inbox` (gestic.rpa.intake)."""
+        manifest = bot.manifest
+        taken = take(
+            inbox, self.queue, bot=bot.name, queue_name=step.queue, run_id=run_id,
+            max_attempts=manifest.max_attempts, settle_s=settle_s,
+            sla_minutes=manifest.sla_minutes if step.queue == manifest.queue else None,
+        )  # fmt: skip
+        self.log(
+            f"{bot.name}: inbox {inbox.source}: {len(taken.taken)} new file(s)"
+            + "".join(f", {len(v)} {k}" for k, v in
+                      (("already taken", taken.already), ("still arriving", taken.waiting),
+                       ("refused", taken.refused)) if v)
+        )  # fmt: skip
+        for name, why in taken.refused.items():
+            self.log(f"{bot.name}: inbox {inbox.source}: {name} left there: {why}")
+        return taken
+
     def run_bot(
         self,
         bot: Bot,
@@ -340,8 +362,11 @@ class Runner:
         max_minutes: float | None = None,
         stop: threading.Event | None = None,
         kind: str = "rpa.run",
+        inbox: Inbox | None = None,
+        settle_s: float = SETTLE_S,
     ) -> BotRun:
-        """Seed the first step (if `seed`), then work every step in order; recorded as one run."""
+        """Seed the first step (from `seed`, or one item per new file of `inbox`), then work
+        every step in order; recorded as one run."""
         if workers < 1:
             raise RpaError(f"--workers must be at least 1, not {workers}")
         if self.netns is not None:
@@ -358,6 +383,10 @@ class Runner:
             run_dir = self.artifacts / "rpa" / bot.name / str(run.run_id)
             run_dir.mkdir(parents=True, exist_ok=True)
             seeded = self.seed(bot, steps[0], seed, run_id=run.run_id) if seed else []
+            if inbox is not None:
+                intake = self.take_inbox(bot, steps[0], inbox, run_id=run.run_id, settle_s=settle_s)
+                seeded += list(intake.taken.values())
+                run.add_details(intake={"source": inbox.source, **dataclasses.asdict(intake)})
             started = time.monotonic()
             robots: list[RobotResult] = []
             gave_up: str | None = None
