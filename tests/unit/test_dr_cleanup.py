@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from gestic.dr import agent, failback
 from gestic.lab.access import LabAccess
+from gestic.procedures.dr import agent, failback
 
 
 class FakeStack:
