@@ -52,10 +52,8 @@ def test_a_missing_path_and_a_bad_status_are_named_with_their_lines(tmp_path: Pa
     with pytest.raises(ProcessMapError) as caught:
         load_map(root)
     message = str(caught.value)
-    assert (
-        f"process.yml:{cmdb_line}: entries[4].code: src/gestic/procedures/cmdb/assets.py does not exist"
-        in message
-    )
+    missing = "src/gestic/procedures/cmdb/assets.py does not exist"
+    assert f"process.yml:{cmdb_line}: entries[4].code: {missing}" in message
     assert f"process.yml:{status_line}:" in message
     assert "status must be one of" in message
 

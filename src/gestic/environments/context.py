@@ -162,8 +162,8 @@ class Context:
         """Run one of playbooks/ on the environment's hosts (this context's inventory, access
         and secrets).
 
-        `options` are `gestic.tools.ansible.runner.run_playbook`'s (check, diff, limit, tags, extravars,
-        on_event, event_sink). The SSH access files are written first (from the model).
+        `options` are `gestic.tools.ansible.runner.run_playbook`'s (check, diff, limit, tags,
+        extravars, on_event, event_sink). The SSH access files are written first (from the model).
         """
         self.access.write(self.model)
         return run_playbook(

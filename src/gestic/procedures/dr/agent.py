@@ -26,7 +26,8 @@ Commands (all print JSON):
   status                              what this host holds from recoveries (for cleanup checks)
 
 One file, over 500 lines, on purpose: the roles copy it alone onto hosts that lack the gestic
-package (src/gestic/procedures/dr/agent.py -> /usr/local/sbin/gestic-dr), so it cannot import siblings.
+package (src/gestic/procedures/dr/agent.py -> /usr/local/sbin/gestic-dr), so it cannot import
+siblings.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ backup, start, probes) and measures, per service:
 * achieved RPO = when the disaster was declared - the newest RPO marker in the data actually
   restored (a row or file the hosts write every few seconds, restored with the backup).
 
-Both are compared with the plan's targets. `cleanup` (failback, `gestic.procedures.dr.failback`) undoes
-everything a drill did and proves it: hosts back up, recoveries undone, endpoints on the
-primary site, no isolation rule, no drill state; rerunning it, or a drill after an interrupted
-one, converges.
+Both are compared with the plan's targets. `cleanup` (failback,
+`gestic.procedures.dr.failback`) undoes everything a drill did and proves it: hosts back up,
+recoveries undone, endpoints on the primary site, no isolation rule, no drill state; rerunning
+it, or a drill after an interrupted one, converges.
 """
 
 from __future__ import annotations

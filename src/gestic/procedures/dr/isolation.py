@@ -1,8 +1,8 @@
 """Test-failover isolation: cut recovered hosts off the primary site, nothing else.
 
 `Isolation` is what drills and restore verifications use; `Context.isolation` picks the kind:
-`RouterIsolation` for a lab (below), `HostIsolation` (gestic.procedures.dr.host_isolation) for any other
-environment, whose network gestic does not own.
+`RouterIsolation` for a lab (below), `HostIsolation` (gestic.procedures.dr.host_isolation) for
+any other environment, whose network gestic does not own.
 
 Like SRM's test recovery into an isolated network, a `--test` drill leaves production running
 and recovers into DR hosts that cannot reach (or be reached from) the primary site. The lab's

@@ -6,9 +6,10 @@ one line per message in Debian's file format::
 
     2026-11-24T08:15:14.523006+00:00 web-p1 sshd[795]: Failed password for ana from ...
 
-`gestic.procedures.logs.fetch` fetches the auth and authpriv files over SSH, `gestic.procedures.logs.events`
-parses them into authentication events (failed and successful logins, sudo use and refusals,
-accounts created, changed and deleted), and this module summarises them per host for a period.
+`gestic.procedures.logs.fetch` fetches the auth and authpriv files over SSH,
+`gestic.procedures.logs.events` parses them into authentication events (failed and successful
+logins, sudo use and refusals, accounts created, changed and deleted), and this module
+summarises them per host for a period.
 The directory name, not the host name a message claims, says which host a line came from: the
 receiver derives it from the sender's address. `gestic logs review` writes the result as JSON
 and an HTML report (Spanish by default). Its settings are the model's `logging` section

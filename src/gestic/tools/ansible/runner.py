@@ -68,8 +68,8 @@ def ansible_env(
     """Environment that points Ansible at the environment's ssh_config, control dir, state
     dir (GESTIC_ENV_STATE_DIR: the roles' controller-side key registry and PKI) and secrets.
 
-    `strategy` is a name of `gestic.tools.ansible.strategy.STRATEGIES` (default: GESTIC_ANSIBLE_STRATEGY,
-    else Mitogen).
+    `strategy` is a name of `gestic.tools.ansible.strategy.STRATEGIES` (default:
+    GESTIC_ANSIBLE_STRATEGY, else Mitogen).
     """
     access.control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return {
