@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gestic.cli import lang_option
+from gestic.cli.options import lang_option
 from gestic.console import console
 from gestic.environments.context import Context
 from gestic.procedures.change.record import build

@@ -20,7 +20,7 @@ import click
 from rich.table import Table
 
 from gestic import reports
-from gestic.cli import lang_option
+from gestic.cli.options import lang_option
 from gestic.cli.rpa_context import rpa_setup
 from gestic.console import console
 from gestic.environments.context import Context

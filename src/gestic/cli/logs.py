@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from gestic.cli import lang_option
+from gestic.cli.options import lang_option
 from gestic.console import console
 from gestic.environments.context import Context
 from gestic.errors import LogReviewError

@@ -16,7 +16,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from gestic.cli import lang_option
+from gestic.cli.options import lang_option
 from gestic.cli.rpa_context import RpaContext
 from gestic.console import console
 from gestic.environments.context import Context

@@ -8,7 +8,7 @@ from typing import cast
 import click
 from rich.table import Table
 
-from gestic.cli import lang_option
+from gestic.cli.options import lang_option
 from gestic.console import console
 from gestic.environments.context import Context
 from gestic.errors import GesticError
