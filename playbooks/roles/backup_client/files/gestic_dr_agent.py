@@ -25,9 +25,10 @@ Commands (all print JSON):
   cleanup SERVICE                     undo a recovery: put the pre-recovery data back
   status                              what this host holds from recoveries (for cleanup checks)
 
-One file, over 500 lines, on purpose: the roles copy it alone onto hosts that lack the gestic
-package (src/gestic/procedures/dr/agent.py -> /usr/local/sbin/gestic-dr), so it cannot import
-siblings.
+One file, over 500 lines, on purpose: it is host-side code, kept in the role that installs it
+(backup_client: files/gestic_dr_agent.py -> /usr/local/sbin/gestic-dr) on hosts that lack the
+gestic package, so it cannot import siblings. The unit tests load it by path
+(tests/unit/host_code.py).
 """
 
 from __future__ import annotations
