@@ -19,13 +19,13 @@ from typing import Any
 
 from results_file import write_section
 
-from gestic.converge import run_playbook
-from gestic.infra import LabStack
 from gestic.lab.access import LabAccess
 from gestic.model import load_model
 from gestic.paths import cache_dir, repo_root
-from gestic.strategy import LINEAR, MITOGEN
-from gestic.verify import run_verify
+from gestic.tools.ansible.runner import run_playbook
+from gestic.tools.ansible.strategy import LINEAR, MITOGEN
+from gestic.tools.pulumi.automation import LabStack
+from gestic.tools.testinfra import run_verify
 
 GOALS = {"noop_s": 30.0, "first_s": 120.0, "verify_s": 20.0, "mitogen_speedup": 5.0}
 

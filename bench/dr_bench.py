@@ -21,11 +21,11 @@ from typing import Any
 import ansible_runner
 from results_file import write_section
 
-from gestic.backup.ops import backup_now
-from gestic.context import Context
-from gestic.converge import ansible_env
-from gestic.dr.drill import run_drill
-from gestic.dr.plan import PLAN_FILE, load_plan
+from gestic.environments.context import Context
+from gestic.procedures.backup.ops import backup_now
+from gestic.procedures.dr.drill import run_drill
+from gestic.procedures.dr.plan import PLAN_FILE, load_plan
+from gestic.tools.ansible.runner import ansible_env
 
 SCRIPT = r"""
 set -eu

@@ -28,11 +28,11 @@ from typing import Any
 
 from results_file import write_section
 
-from gestic.backup.ops import backup_now
-from gestic.context import Context
-from gestic.dr import isolation
-from gestic.dr.failback import cleanup, load_state
-from gestic.dr.plan import PLAN_FILE, load_plan
+from gestic.environments.context import Context
+from gestic.procedures.backup.ops import backup_now
+from gestic.procedures.dr import isolation
+from gestic.procedures.dr.failback import cleanup, load_state
+from gestic.procedures.dr.plan import PLAN_FILE, load_plan
 
 GESTIC = str(Path(sys.executable).with_name("gestic"))
 

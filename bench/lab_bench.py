@@ -19,12 +19,12 @@ from typing import Any
 
 from results_file import write_section
 
-from gestic.infra import LabStack
 from gestic.lab import host as lab_host
 from gestic.lab import image as lab_image
 from gestic.lab.status import leftovers
 from gestic.model import load_model
 from gestic.paths import cache_dir, repo_root
+from gestic.tools.pulumi.automation import LabStack
 
 GOALS = {"lab_up_s": 15.0, "noop_up_s": 5.0}
 

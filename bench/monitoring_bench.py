@@ -18,9 +18,9 @@ from typing import Any
 
 from results_file import write_section
 
-from gestic.context import Context
-from gestic.monitoring.indicator import current_month, parse_period
-from gestic.monitoring.service import infra_indicator, monitoring_of
+from gestic.environments.context import Context
+from gestic.procedures.monitoring.indicator import current_month, parse_period
+from gestic.procedures.monitoring.service import infra_indicator, monitoring_of
 
 GOAL_MB = 200.0
 UNITS = "prometheus.service prometheus-*.service gestic-sql-probe@*.service"

@@ -36,13 +36,13 @@ from typing import Any
 import yaml
 from results_file import write_section
 
-from gestic.ledger import Ledger
 from gestic.paths import cache_dir
 from gestic.rpa.chaos import RobotKiller
 from gestic.rpa.manifest import SeedItem, load_bot
 from gestic.rpa.queue import DONE, WorkQueue
 from gestic.rpa.robots_env import RobotsEnv
 from gestic.rpa.runner import Runner
+from gestic.store.ledger import Ledger
 from gestic.tools import pgcluster
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 from testinfra.host import Host as InfraHost
 
-from gestic.controls import CONTROL_PROPERTY, DISABLED_PROPERTY, DISABLED_VAR, disabled_controls
 from gestic.model import Host, Model, load_model
+from gestic.model.controls import (
+    CONTROL_PROPERTY,
+    DISABLED_PROPERTY,
+    DISABLED_VAR,
+    disabled_controls,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -6,7 +6,7 @@ import pytest
 from testinfra.host import Host as InfraHost
 
 from gestic.model import Model
-from gestic.vulnscan import load_threshold, parse_report
+from gestic.procedures.vulnscan.report import load_threshold, parse_report
 
 REPORT = "/var/log/lynis-report.dat"
 # The role scans again once a report is 24 h old; twice that means converge has not run.

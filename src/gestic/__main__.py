@@ -1,5 +1,5 @@
 """`python -m gestic` runs the gestic command."""
 
-from gestic.cli import main
+from gestic.cli.main import main
 
 main()

@@ -75,7 +75,7 @@ class LedgerError(GesticError):
 
 
 class OperationLockedError(GesticError):
-    """Another run holds the environment's lock (gestic.operation_lock), or a bad --wait."""
+    """Another run holds the environment's lock (gestic.store.operation_lock), or a bad --wait."""
 
 
 class SecretsError(GesticError):

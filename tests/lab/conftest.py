@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gestic.context import Context
+from gestic.environments.context import Context
 
 from ..conftest import REUSE_LAB, in_ci
 from ..paths import LAB_INVENTORY, ROOT

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from gestic.context import Context
-from gestic.converge import ConvergeResult, run_playbook
-from gestic.verify import VerifyResult, run_verify
+from gestic.environments.context import Context
+from gestic.tools.ansible.runner import ConvergeResult, run_playbook
+from gestic.tools.testinfra import VerifyResult, run_verify
 
 from ..paths import ROOT
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from gestic.access_records import collect_records
-from gestic.access_report import build_report
-from gestic.context import Context
+from gestic.environments.context import Context
 from gestic.model import load_model
-from gestic.verify import VerifyResult, run_verify
+from gestic.procedures.access.records import collect_records
+from gestic.procedures.access.report import build_report
+from gestic.tools.testinfra import VerifyResult, run_verify
 
 from ..paths import LAB_INVENTORY
 from .labkit import ROOT, Lab, converge, login_argv, login_as, run_on

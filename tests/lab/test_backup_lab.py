@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gestic.backup.ops import agent, backup_now, check, verify_restore
-from gestic.dr.plan import PLAN_FILE, load_plan
 from gestic.lab.host import host_dir
+from gestic.procedures.backup.ops import agent, backup_now, check, verify_restore
+from gestic.procedures.dr.plan import PLAN_FILE, load_plan
 
 from .labkit import ROOT, Lab
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gestic.model import load_model
-from gestic.verify import run_verify
+from gestic.tools.testinfra import run_verify
 
 from ..paths import LAB_INVENTORY
 from .labkit import ROOT, Lab, converge, login_as, run_on

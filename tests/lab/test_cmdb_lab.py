@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from gestic.cli import cli
+from gestic.cli.main import cli
 
 from .labkit import Lab, run_on
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from gestic.cli import cli
+from gestic.cli.main import cli
 
 from .labkit import Lab
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from gestic.drift import DriftReport, detect
+from gestic.procedures.change.drift import DriftReport, detect
 
 from .labkit import ROOT, Lab, converge, on_host
 

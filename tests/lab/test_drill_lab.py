@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from gestic.backup.ops import agent, backup_now
-from gestic.dr import isolation
-from gestic.dr.drill import run_drill
-from gestic.dr.evidence import write_evidence
-from gestic.dr.failback import cleanup, load_state
-from gestic.dr.plan import PLAN_FILE, Plan, Step, load_plan
 from gestic.lab import host as lab_host
+from gestic.procedures.backup.ops import agent, backup_now
+from gestic.procedures.dr import isolation
+from gestic.procedures.dr.drill import run_drill
+from gestic.procedures.dr.evidence import write_evidence
+from gestic.procedures.dr.failback import cleanup, load_state
+from gestic.procedures.dr.plan import PLAN_FILE, Plan, Step, load_plan
 
 from .labkit import ROOT, Lab
 

@@ -25,13 +25,13 @@ import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
-from gestic.context import Context
-from gestic.custody import BACKUP_PASSWORDS, DATABASE_PASSWORDS, LOGGING_CA, LabSecrets
-from gestic.dr import isolation
-from gestic.dr.host_isolation import PROTO
+from gestic.environments.context import Context
+from gestic.environments.custody import BACKUP_PASSWORDS, DATABASE_PASSWORDS, LOGGING_CA, LabSecrets
 from gestic.lab import names
 from gestic.lab.access import LabAccess
-from gestic.ledger import SUCCEEDED
+from gestic.procedures.dr import isolation
+from gestic.procedures.dr.host_isolation import PROTO
+from gestic.store.ledger import SUCCEEDED
 from gestic.tools.ssh import InventoryAccess
 
 from ..paths import LAB_INVENTORY, ROOT

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from gestic.lab import host as lab_host
 from gestic.lab.status import host_statuses, leftovers
-from gestic.strategy import LINEAR
+from gestic.tools.ansible.strategy import LINEAR
 
 from .labkit import Lab, converge, verify
 

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
 
-from gestic.cli import cli
-from gestic.context import Context
+from gestic.cli.main import cli
+from gestic.environments.context import Context
 from gestic.lab import names
 
 from .labkit import Lab, run_on

@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gestic.context import Context
+from gestic.environments.context import Context
 from gestic.errors import MonitoringDataMissing
-from gestic.monitoring.incidents import IncidentLog
-from gestic.monitoring.indicator import InfraIndicator, Period
-from gestic.monitoring.service import (
+from gestic.procedures.monitoring.incidents import IncidentLog
+from gestic.procedures.monitoring.indicator import InfraIndicator, Period
+from gestic.procedures.monitoring.service import (
     apis,
     infra_indicator,
     monitoring_of,

@@ -28,11 +28,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gestic.context import Context
+from gestic.environments.context import Context
 from gestic.lab import names
-from gestic.ledger import LEDGER_URL_ENV, Ledger
 from gestic.rpa.manifest import load_bot
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
+from gestic.store.ledger import LEDGER_URL_ENV, Ledger
 
 from .labkit import ROOT, Lab, authorized_partner_key, converge, on_host, sftp_as
 

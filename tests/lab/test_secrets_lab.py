@@ -9,9 +9,9 @@ import os
 import subprocess
 import sys
 
-from gestic.backup.ops import backup_now, check
-from gestic.custody import BACKUP_PASSWORDS, LabSecrets
-from gestic.ledger import SUCCEEDED
+from gestic.environments.custody import BACKUP_PASSWORDS, LabSecrets
+from gestic.procedures.backup.ops import backup_now, check
+from gestic.store.ledger import SUCCEEDED
 
 from .labkit import ROOT, Lab, on_host
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from gestic.context import Context
+from gestic.environments.context import Context
 from gestic.lab import names
 
 from .labkit import Lab, authorized_partner_key, converge, declared_partners, keypair, on_host

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gestic.vulnscan import collect, load_threshold, to_document
+from gestic.procedures.vulnscan.report import collect, load_threshold, to_document
 
 from .labkit import Lab, converge
 

@@ -21,13 +21,18 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from gestic.access_records import parse_record, read_record_dir
-from gestic.access_report import build_report, report_json, revocation_issues, write_report
-from gestic.cli import cli
+from gestic.cli.main import cli
 from gestic.errors import GesticError, ModelError
-from gestic.ledger import Ledger
 from gestic.model import Model, load_model
 from gestic.model.schema import key_fingerprint
+from gestic.procedures.access.records import parse_record, read_record_dir
+from gestic.procedures.access.report import (
+    build_report,
+    report_json,
+    revocation_issues,
+    write_report,
+)
+from gestic.store.ledger import Ledger
 
 from ..paths import LAB_INVENTORY, ROOT
 

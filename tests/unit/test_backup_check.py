@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from gestic.commands.backup import _check_failure
-from gestic.dr import agent
+from gestic.cli.backup import _check_failure
+
+from .host_code import dr_agent as agent
 
 # what restic 0.14 printed here for a check while a killed client's lock was still fresh
 LOCKED = """\

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gestic.controls import CATALOGUE, disabled_controls, host_var, load_catalogue
+from gestic.model.controls import CATALOGUE, disabled_controls, host_var, load_catalogue
 
 from ..paths import ROOT
 

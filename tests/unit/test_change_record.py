@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gestic.change_record import build, match_hosts
-from gestic.cli import cli
+from gestic.cli.main import cli
 from gestic.errors import ChangeRecordError
-from gestic.ledger import Ledger
 from gestic.model import load_model
+from gestic.procedures.change.record import build, match_hosts
+from gestic.store.ledger import Ledger
 
 from ..paths import ROOT
 
@@ -110,12 +110,12 @@ def test_verification_runs_come_from_the_ledger_at_the_range_commits(
     (repo / "verify" / "test_extra.py").write_text("def test_nothing() -> None:\n    pass\n")
     head = _commit(repo, "One more check")
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    monkeypatch.setattr("gestic.ledger.current_commit", lambda: head)
+    monkeypatch.setattr("gestic.store.ledger.current_commit", lambda: head)
     with ledger.record(kind="verify", target="lab") as run:
         run.summary = "42 checks, 0 failures, 0 errors"
     with ledger.record(kind="rpa.run", target="bot") as run:
         run.summary = "not a verification"
-    monkeypatch.setattr("gestic.ledger.current_commit", lambda: "0" * 40)
+    monkeypatch.setattr("gestic.store.ledger.current_commit", lambda: "0" * 40)
     with ledger.record(kind="converge", target="lab") as run:
         run.summary = "another commit"
     rec = build(root=repo, rev_range="main~1..main", ledger=ledger)

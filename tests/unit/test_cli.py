@@ -11,10 +11,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from gestic import demo_steps
-from gestic.cli import cli
-from gestic.context import Context
-from gestic.ledger import Ledger
+from gestic.cli import demo_steps
+from gestic.cli.main import cli
+from gestic.environments.context import Context
+from gestic.store.ledger import Ledger
 
 from ..paths import LAB_INVENTORY
 

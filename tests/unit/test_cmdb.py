@@ -6,8 +6,8 @@ import csv
 import json
 from pathlib import Path
 
-from gestic.cmdb import FactCollector, build_assets, write_exports
 from gestic.model import load_model
+from gestic.procedures.cmdb.assets import FactCollector, build_assets, write_exports
 
 from ..paths import LAB_INVENTORY
 

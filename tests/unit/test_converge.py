@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gestic.converge import ConvergeResult, run_playbook
 from gestic.errors import AnsibleError
 from gestic.lab.access import LabAccess
+from gestic.tools.ansible.runner import ConvergeResult, run_playbook
 
 PLAYBOOK = """\
 - name: Write what this run's environment says

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from gestic.dr import agent, failback
 from gestic.lab.access import LabAccess
+from gestic.procedures.dr import failback
+
+from .host_code import dr_agent as agent
 
 
 class FakeStack:

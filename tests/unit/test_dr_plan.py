@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from gestic.dr.plan import PLAN_FILE, load_plan
 from gestic.errors import PlanError
 from gestic.model import Model, load_model
+from gestic.procedures.dr.plan import PLAN_FILE, load_plan
 
 from ..paths import ROOT
 
@@ -131,8 +131,8 @@ def test_invalid_yaml_names_the_line(tmp_path: Path, model: Model) -> None:
 def test_host_loss_needs_a_known_host_and_recovers_only_what_ran_there(model: Model) -> None:
     from types import SimpleNamespace  # noqa: PLC0415
 
-    from gestic.dr.drill import lost_hosts, scope  # noqa: PLC0415
     from gestic.errors import DrillError  # noqa: PLC0415
+    from gestic.procedures.dr.drill import lost_hosts, scope  # noqa: PLC0415
 
     ctx: Any = SimpleNamespace(model=model)
     with pytest.raises(DrillError, match="host-loss needs --host"):

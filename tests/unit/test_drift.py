@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from gestic.drift import MAX_DIFF_LINES, DriftReport, TaskDrift, _diff_text, _TaskCollector
+from gestic.procedures.change.drift import (
+    MAX_DIFF_LINES,
+    DriftReport,
+    TaskDrift,
+    _diff_text,
+    _TaskCollector,
+)
 
 HOST = "web-p1"
 RECORD = "/etc/gestic/host.json"

@@ -15,8 +15,8 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from gestic.context import Context, environment_inventory
-from gestic.custody import (
+from gestic.environments.context import Context, environment_inventory
+from gestic.environments.custody import (
     BACKUP_PASSWORDS,
     DATABASE_PASSWORDS,
     LOGGING_CA,
@@ -326,7 +326,9 @@ def test_lab_commands_refuse_a_non_lab_environment(
 ) -> None:
     inv = _env(tmp_path)
     ctx = Context(inventory=inv, state=tmp_path / "state", cache=tmp_path / "cache")
-    monkeypatch.setattr("gestic.context.load_model", lambda p: load_model(p, check_machine=False))
+    monkeypatch.setattr(
+        "gestic.environments.context.load_model", lambda p: load_model(p, check_machine=False)
+    )
     assert not ctx.is_lab
     assert ctx.target == "pruebas"
     assert isinstance(ctx.access, InventoryAccess)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gestic.dr.host_isolation import PROTO, HostIsolation
 from gestic.errors import DrError
+from gestic.procedures.dr.host_isolation import PROTO, HostIsolation
 
 
 @dataclass

@@ -15,14 +15,20 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from gestic.cli import cli
+from gestic.cli.main import cli
 from gestic.console import console
-from gestic.context import Context
+from gestic.environments.context import Context
 from gestic.errors import IncidentError
-from gestic.ledger import LEDGER_URL_ENV, Ledger
-from gestic.monitoring import alerts, breaches
-from gestic.monitoring.incidents import Incident, IncidentLog, export, mttr_by_month, recurring
+from gestic.procedures.monitoring import alerts, breaches
+from gestic.procedures.monitoring.incidents import (
+    Incident,
+    IncidentLog,
+    export,
+    mttr_by_month,
+    recurring,
+)
 from gestic.rpa.sla import Breach
+from gestic.store.ledger import LEDGER_URL_ENV, Ledger
 
 from ..paths import LAB_INVENTORY
 

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from gestic.errors import GesticError, LedgerError
-from gestic.ledger import Ledger, RunRecord
+from gestic.store.ledger import Ledger, RunRecord
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -491,7 +491,7 @@ def test_two_processes_same_database(url: str, tmp_path: Path) -> None:
     per_proc = 20
     script = textwrap.dedent(
         f"""
-        from gestic.ledger import Ledger
+        from gestic.store.ledger import Ledger
         led = Ledger({url!r})
         for i in range({per_proc}):
             with led.record(kind="child", target="lab") as run:

@@ -15,9 +15,9 @@ from jinja2 import nodes
 
 from gestic import reports
 from gestic.errors import GesticError, LocaleError
-from gestic.logreview_events import KEY_REFUSED, UNKNOWN_USER
+from gestic.procedures.logs.events import KEY_REFUSED, UNKNOWN_USER
 
-LOCALE = Path(str(files("gestic") / "templates" / "locale"))
+LOCALE = Path(str(files("gestic.reports") / "templates" / "locale"))
 TEMPLATES = LOCALE.parent
 
 #: Which words each template is given as `t` (every template is listed: a new one must be).

@@ -29,14 +29,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from gestic.cli import cli
+from gestic.cli.main import cli
 from gestic.errors import LogReviewError, ModelError
-from gestic.ledger import Ledger
-from gestic.logreview import localise_detail, make_window, review, write_report
-from gestic.logreview_events import extract_events, parse_line
-from gestic.logreview_fetch import ReadStats, read_tree
 from gestic.model import load_model
 from gestic.model.schema import LogReview
+from gestic.procedures.logs.events import extract_events, parse_line
+from gestic.procedures.logs.fetch import ReadStats, read_tree
+from gestic.procedures.logs.review import localise_detail, make_window, review, write_report
+from gestic.store.ledger import Ledger
 
 from ..paths import LAB_INVENTORY
 

@@ -12,8 +12,8 @@ import pytest
 
 from gestic.errors import ModelError, MonitoringDataMissing, UsageError
 from gestic.model import Model, load_model
-from gestic.monitoring import timeline as tl
-from gestic.monitoring.indicator import (
+from gestic.procedures.monitoring import timeline as tl
+from gestic.procedures.monitoring.indicator import (
     InfraIndicator,
     Period,
     ServerData,
@@ -21,7 +21,7 @@ from gestic.monitoring.indicator import (
     compute,
     parse_period,
 )
-from gestic.monitoring.prometheus import Series, labels_of
+from gestic.procedures.monitoring.prometheus import Series, labels_of
 
 from ..paths import LAB_INVENTORY
 

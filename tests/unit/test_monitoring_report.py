@@ -13,22 +13,22 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner, Result
 
-from gestic.cli import cli
+from gestic.cli.main import cli
 from gestic.console import console
 from gestic.errors import MonitoringDataMissing, MonitoringError, UsageError
-from gestic.ledger import LEDGER_URL_ENV, Ledger
 from gestic.model import Model, load_model
-from gestic.monitoring import report, service
-from gestic.monitoring.indicator import (
+from gestic.procedures.monitoring import report, service
+from gestic.procedures.monitoring.indicator import (
     InfraIndicator,
     ServerData,
     Window,
     compute,
     parse_period,
 )
-from gestic.monitoring.prometheus import Series, labels_of
+from gestic.procedures.monitoring.prometheus import Series, labels_of
 from gestic.rpa.manifest import load_bot
 from gestic.rpa.queue import BUSINESS, DONE, FAILED, WorkQueue
+from gestic.store.ledger import LEDGER_URL_ENV, Ledger
 
 from ..paths import LAB_INVENTORY, ROOT
 from .test_rpa_sla import Seeder, bogota

@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import insert
 
-from gestic.cli import cli
-from gestic.context import Context
+from gestic.cli.main import cli
+from gestic.environments.context import Context
 from gestic.errors import OperationLockedError
-from gestic.ledger import Ledger
-from gestic.operation_lock import OperationLocks, _pid_start, lock_wait_s, locks_table
+from gestic.store.ledger import Ledger
+from gestic.store.operation_lock import OperationLocks, _pid_start, lock_wait_s, locks_table
 
 from ..paths import LAB_INVENTORY
 

@@ -21,7 +21,7 @@ from pulumi_policy import (
 )
 
 from gestic.model import load_model
-from gestic.policy_check import check, declare, views
+from gestic.procedures.change.policy import check, declare, views
 from gestic.production.config import load_stack_file
 from gestic.production.pack import policies
 from gestic.production.rules import (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gestic.errors import ProcessMapError
-from gestic.process_map import MAP_FILE, check_page, load_map, render
+from gestic.reports.process_map import MAP_FILE, check_page, load_map, render
 
 from ..paths import ROOT
 
@@ -40,17 +40,20 @@ def _copy(tmp_path: Path) -> Path:
 
 def test_a_missing_path_and_a_bad_status_are_named_with_their_lines(tmp_path: Path) -> None:
     root = _copy(tmp_path)
-    (root / "src/gestic/cmdb.py").unlink()
+    (root / "src/gestic/procedures/cmdb/assets.py").unlink()
     text = (root / MAP_FILE).read_text()
     text = text.replace("    status: out-of-scope\n", "    status: maybe\n", 1)
     (root / MAP_FILE).write_text(text)
     lines = text.splitlines()
-    cmdb_line = next(i for i, line in enumerate(lines, 1) if "src/gestic/cmdb.py" in line)
+    cmdb_line = next(
+        i for i, line in enumerate(lines, 1) if "src/gestic/procedures/cmdb/assets.py" in line
+    )
     status_line = next(i for i, line in enumerate(lines, 1) if "status: maybe" in line)
     with pytest.raises(ProcessMapError) as caught:
         load_map(root)
     message = str(caught.value)
-    assert f"process.yml:{cmdb_line}: entries[4].code: src/gestic/cmdb.py does not exist" in message
+    missing = "src/gestic/procedures/cmdb/assets.py does not exist"
+    assert f"process.yml:{cmdb_line}: entries[4].code: {missing}" in message
     assert f"process.yml:{status_line}:" in message
     assert "status must be one of" in message
 

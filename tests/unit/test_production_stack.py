@@ -11,7 +11,7 @@ import pytest
 
 from gestic.errors import ConfigError, PolicyCheckError, ProductionPlanError
 from gestic.model import Model, load_model
-from gestic.policy_check import Declared, declare, diff_declared, views
+from gestic.procedures.change.policy import Declared, declare, diff_declared, views
 from gestic.production.components import aws_schedule, retention_days
 from gestic.production.config import ProductionConfig, load_stack_file
 from gestic.production.plan import plan

@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from gestic import reports_index
-from gestic.cli import cli
+from gestic.cli.main import cli
 from gestic.console import console
 from gestic.errors import UsageError
-from gestic.ledger import LEDGER_URL_ENV, Ledger
 from gestic.model import load_model
-from gestic.monitoring import report
+from gestic.procedures.monitoring import report
+from gestic.reports import index as reports_index
+from gestic.store.ledger import LEDGER_URL_ENV, Ledger
 
 from ..paths import LAB_INVENTORY
 from .test_monitoring_report import _day

@@ -27,7 +27,6 @@ import pytest
 import yaml
 
 from gestic.errors import RpaError
-from gestic.ledger import Ledger
 from gestic.paths import cache_dir
 from gestic.rpa.chaos import RobotKiller
 from gestic.rpa.manifest import SeedItem, load_bot, load_seed
@@ -35,6 +34,7 @@ from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
 from gestic.rpa.results import BotRun, parse_output
 from gestic.rpa.robots_env import RobotsEnv
 from gestic.rpa.runner import Runner
+from gestic.store.ledger import Ledger
 
 from ..paths import ROOT
 

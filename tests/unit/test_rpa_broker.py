@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from gestic.ledger import LEDGER_URL_ENV, Ledger
 from gestic.rpa.broker import QueueBroker
 from gestic.rpa.manifest import load_bot
 from gestic.rpa.queue import BUSINESS, DONE, FAILED, WorkQueue
 from gestic.rpa.queue_client import BROKER_ENV, BROKER_KEY_ENV
 from gestic.rpa.robots_env import RobotsEnv, adapter_pythonpath
 from gestic.rpa.runner import Runner
+from gestic.store.ledger import LEDGER_URL_ENV, Ledger
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gestic.commands.rpa_context import RpaContext
-from gestic.context import Context
+from gestic.cli.rpa_context import RpaContext
+from gestic.environments.context import Context
 from gestic.errors import ManifestError, ModelError
 from gestic.model import load_model
 from gestic.model.schema import Rpa

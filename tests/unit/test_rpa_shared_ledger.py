@@ -16,14 +16,14 @@ import yaml
 from jinja2.nativetypes import NativeEnvironment
 from sqlalchemy.engine import make_url
 
-from gestic.commands.rpa_context import RpaContext
-from gestic.context import Context
-from gestic.custody import DATABASE_PASSWORDS, LabSecrets, required
+from gestic.cli.rpa_context import RpaContext
+from gestic.environments.context import Context
+from gestic.environments.custody import DATABASE_PASSWORDS, LabSecrets, required
 from gestic.errors import ModelError, TunnelError
-from gestic.ledger import LEDGER_URL_ENV
 from gestic.model import load_model
 from gestic.rpa.robots_env import ROBOTS_ENV_ENV
 from gestic.rpa.shared_ledger import ledger_url, postgres_answers, shared_ledger
+from gestic.store.ledger import LEDGER_URL_ENV
 from gestic.tools import pgcluster
 from gestic.tools.ssh_tunnel import forward
 

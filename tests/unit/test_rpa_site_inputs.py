@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_ssh_private_key,
 )
 
-from gestic.custody import RPA_COLLECTOR_KEY, LabSecrets, required
+from gestic.environments.custody import RPA_COLLECTOR_KEY, LabSecrets, required
 from gestic.errors import IntakeError, ManifestError, ModelError
 from gestic.model import load_model
 from gestic.rpa.manifest import load_bot

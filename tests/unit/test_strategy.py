@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gestic import strategy
-from gestic.converge import run_playbook
 from gestic.errors import AnsibleError
 from gestic.lab.access import LabAccess
+from gestic.tools.ansible import strategy
+from gestic.tools.ansible.runner import run_playbook
 
 # A module that says whether it runs inside a Mitogen context (Mitogen runs modules in its
 # long-lived interpreter on the host; stock Ansible starts a fresh Python for each module).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gestic.verify import _summary
+from gestic.tools.testinfra import _summary
 
 CASE = (
     '<testcase classname="test_host" name="test_{check}[ssh://{host}]" time="0.1">{body}</testcase>'

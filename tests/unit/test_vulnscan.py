@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from gestic.cli import cli
+from gestic.cli.main import cli
 from gestic.errors import ModelError, VulnscanError
-from gestic.ledger import Ledger
 from gestic.model import load_model
-from gestic.vulnscan import (
+from gestic.procedures.vulnscan.report import (
     Finding,
     HostResult,
     LynisReport,
@@ -34,6 +33,7 @@ from gestic.vulnscan import (
     verdict,
     write_report,
 )
+from gestic.store.ledger import Ledger
 
 from ..paths import LAB_INVENTORY, ROOT
 

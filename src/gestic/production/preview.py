@@ -19,8 +19,8 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
-from gestic.engine import engine_env, find_engine
 from gestic.errors import EngineError
+from gestic.tools.pulumi.engine import engine_env, find_engine
 
 PROVIDER_PACKAGES = ("pulumi_vsphere", "pulumi_aws")
 """The Python SDKs of the providers the production program uses."""

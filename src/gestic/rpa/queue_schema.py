@@ -25,7 +25,7 @@ from sqlalchemy import (
     Table,
 )
 
-from gestic.db import PortableText, UTCDateTime
+from gestic.store.db import PortableText, UTCDateTime
 
 DRAFT: Final = "draft"
 #: A draft output of a bot's last step: a record, done (not pending) once published.

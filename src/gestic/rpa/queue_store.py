@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from gestic import db
 from gestic.errors import FileTakenError, QueueError
 from gestic.rpa.payload import check_payload
 from gestic.rpa.queue_schema import (
@@ -40,6 +39,7 @@ from gestic.rpa.queue_schema import (
     metadata,
     utcnow,
 )
+from gestic.store import db
 
 
 class QueueStore:

@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Final
 
 from gestic.errors import RpaError
-from gestic.ledger import FAILED, LEDGER_URL_ENV, SUCCEEDED, Ledger
 from gestic.rpa.broker import QueueBroker
 from gestic.rpa.intake import SETTLE_S, Inbox, IntakeResult, take
 from gestic.rpa.manifest import Bot, SeedItem, Step
@@ -59,6 +58,7 @@ from gestic.rpa.robot_process import (
     terminate,
 )
 from gestic.rpa.robots_env import Printer, RobotsEnv, adapter_pythonpath, quiet
+from gestic.store.ledger import FAILED, LEDGER_URL_ENV, SUCCEEDED, Ledger
 
 __all__ = ["BotRun", "RobotResult", "Runner", "StepOutcome"]
 

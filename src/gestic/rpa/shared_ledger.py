@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from gestic.custody import DATABASE_PASSWORDS
+from gestic.environments.custody import DATABASE_PASSWORDS
 from gestic.errors import RpaError, SecretsError
 from gestic.model import Model
 from gestic.tools.ssh import SshAccess

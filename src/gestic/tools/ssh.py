@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from gestic.custody import Secrets
+from gestic.environments.custody import Secrets
 from gestic.model import Model
 from gestic.model.schema import Connection
 

@@ -1,0 +1,1 @@
+"""An environment: its model, how its hosts are reached, its secrets."""

@@ -1,0 +1,1 @@
+"""The process's procedures, one package each: collect, analyse, report."""

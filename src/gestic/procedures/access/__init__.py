@@ -1,0 +1,1 @@
+"""Procedimiento Gestión de Accesos: the hosts' access records, the report."""

@@ -1,0 +1,1 @@
+"""Procedimiento Control de Cambios: change record, drift, policy check."""

@@ -1,0 +1,1 @@
+"""Procedimiento Activos y Configuración TI: the asset inventory."""

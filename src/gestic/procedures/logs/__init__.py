@@ -1,0 +1,1 @@
+"""Procedimiento Revisión de Logs: fetch, parse and review the central logs."""

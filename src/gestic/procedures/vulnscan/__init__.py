@@ -1,0 +1,1 @@
+"""Procedimiento Pruebas de Vulnerabilidad: lynis reports, the report."""

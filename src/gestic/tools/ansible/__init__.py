@@ -1,0 +1,1 @@
+"""The Ansible adapter: playbooks through ansible-runner, and the strategy."""

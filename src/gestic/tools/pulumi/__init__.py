@@ -1,0 +1,1 @@
+"""The Pulumi adapter: the engine (CLI) and stacks through the Automation API."""
