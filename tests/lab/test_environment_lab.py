@@ -26,7 +26,10 @@ import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
 from gestic.environments.context import Context
-from gestic.environments.custody import BACKUP_PASSWORDS, DATABASE_PASSWORDS, LOGGING_CA, LabSecrets
+from gestic.environments.custody import (
+    LabSecrets,
+    required,
+)
 from gestic.lab import names
 from gestic.lab.access import LabAccess
 from gestic.procedures.dr import isolation
@@ -107,7 +110,8 @@ def second(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secon
     password_file.chmod(0o600)
     lab_secrets = LabSecrets(file=lab.ctx.access.state_dir / "secrets.yml").ensure(lab.ctx.model)
     vault = VaultLib([("default", VaultSecret(vault_password.encode()))])
-    held = {var: lab_secrets[var] for var in (BACKUP_PASSWORDS, LOGGING_CA, DATABASE_PASSWORDS)}
+    # every secret the lab's model needs (whatever is added later), as the lab holds it
+    held = {var: lab_secrets[var] for var in required(lab.ctx.model)}
     (inv / "group_vars" / "all" / "vault.yml").write_bytes(vault.encrypt(yaml.safe_dump(held)))
     env = {
         "GESTIC_ROOT": str(checkout),

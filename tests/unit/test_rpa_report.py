@@ -17,7 +17,7 @@ from gestic.cli.rpa_context import RpaContext
 from gestic.environments.context import Context
 from gestic.errors import ManifestError, ModelError
 from gestic.model import load_model
-from gestic.model.schema import Rpa
+from gestic.model.rpa_schema import Rpa
 from gestic.rpa.manifest import load_bot
 from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
 from gestic.rpa.report import trend_svg, write_report

@@ -20,7 +20,8 @@ from gestic.errors import ManifestError, ModelError, RpaError
 from gestic.lab import names
 from gestic.lab.network import netns_exists
 from gestic.model import Model, load_model
-from gestic.model.schema import Rpa, required
+from gestic.model.rpa_schema import Rpa
+from gestic.model.schema import required
 from gestic.rpa.manifest import Bot, Catalog, catalog
 from gestic.rpa.queue import WorkQueue
 from gestic.rpa.robots_env import ROBOTS_ENV_ENV, RobotsEnv

@@ -23,6 +23,7 @@ from gestic.model.checks import (
     check_routes,
     cross_check_sections,
 )
+from gestic.model.rpa_schema import Rpa
 from gestic.model.schema import (
     AccessGroup,
     Account,
@@ -35,7 +36,6 @@ from gestic.model.schema import (
     Logging,
     Model,
     Monitoring,
-    Rpa,
     Service,
     Site,
     Vulnscan,

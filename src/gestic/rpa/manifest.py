@@ -39,7 +39,7 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gestic.errors import ManifestError, PayloadError, YamlSourceError
-from gestic.model.schema import BotName
+from gestic.model.rpa_schema import BotName
 from gestic.model.yamlsrc import Problems, SourceMap, load_yaml
 from gestic.rpa.payload import check_payload
 

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gestic import reports
-from gestic.model.schema import Rpa
+from gestic.model.rpa_schema import Rpa
 from gestic.rpa.manifest import Bot
 from gestic.rpa.queue import WorkQueue
 from gestic.rpa.schedule import timezone
