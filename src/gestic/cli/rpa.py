@@ -50,6 +50,17 @@ def _rpa(obj: Any) -> RpaContext:
     return obj
 
 
+def _run_variables(
+    rpa: RpaContext, bot: Bot, given: dict[str, str], *, in_env: bool
+) -> dict[str, str]:
+    """A run in the environment (on a bots host, or `in_env`: --lab, --from-inbox) gets the
+    environment's robot variables (gestic_rpa.variables); `given` (--var) wins over them."""
+    if in_env or rpa.on_bots_host:
+        return {**bot_variables(rpa.model, bot), **given}
+    rpa.warn_lab_addresses(bot, given)
+    return given
+
+
 def _inbox_address(rpa: RpaContext, bot: Bot) -> InboxAddress:
     address = inbox_of(rpa.model, bot)
     if address is None:
@@ -202,11 +213,7 @@ def run(
         raise RpaError("--from-inbox starts the first step: not with --input, --no-seed or --step")
     if from_inbox:
         _inbox_address(rpa, bot)  # before anything is built or started
-    values = _parse_vars(variables)
-    if in_lab or from_inbox or rpa.on_bots_host:
-        values = {**bot_variables(rpa.model, bot), **values}
-    else:
-        rpa.warn_lab_addresses(bot, values)
+    values = _run_variables(rpa, bot, _parse_vars(variables), in_env=in_lab or from_inbox)
     first = bot.step(from_step) if from_step else bot.manifest.steps[0]
     seed = None
     if input_file is not None:
@@ -249,7 +256,8 @@ def run(
 def rerun(
     obj: RpaContext, bot_name: str, failed: bool, business: bool, workers: int, in_lab: bool
 ) -> None:
-    """Put BOT's failed items back in its queues and work them again."""
+    """Put BOT's failed items back in its queues and work them again (with the environment's
+    robot variables, as `run` gets them)."""
     rpa = _rpa(obj)
     bot = rpa.bot(bot_name)
     runner = rpa.runner(in_lab=in_lab)
@@ -267,8 +275,9 @@ def rerun(
     )
     with interrupt_event() as stop:
         result = runner.run_bot(
-            bot, workers=workers, from_step=first.name, stop=stop, kind="rpa.rerun"
-        )
+            bot, workers=workers, from_step=first.name, stop=stop, kind="rpa.rerun",
+            variables=_run_variables(rpa, bot, {}, in_env=in_lab),
+        )  # fmt: skip
     _print_run(result)
     if not result.ok:
         raise RpaError(f"{bot.name}: re-run {result.run_id}: {result.summary()}")
