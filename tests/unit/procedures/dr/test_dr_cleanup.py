@@ -1,0 +1,223 @@
+"""Drill cleanup without a lab: hosts stopped by a drill come back, and a recovery interrupted
+halfway is still undone by the agent's cleanup."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from ipaddress import IPv4Address
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from gestic.lab.access import LabAccess
+from gestic.procedures.dr import failback
+
+from ...host_code import dr_agent as agent
+
+
+class FakeStack:
+    def __init__(self, running: set[str], starts_on_up: set[str]) -> None:
+        self.ops: list[str] = []
+        self.running = running
+        self.starts_on_up = starts_on_up
+        self.refreshed = False
+        self.settings = SimpleNamespace(state_dir=Path("/nonexistent"), lab="tx1")
+
+    def run(self, operation: str) -> None:
+        self.ops.append(operation)
+        if operation == "refresh":
+            self.refreshed = True
+        if operation == "up" and self.refreshed:  # like Pulumi: up alone sees no change
+            self.running |= self.starts_on_up
+
+
+class FakeAccess:
+    def __init__(self) -> None:
+        self.dropped: list[str] = []
+        self.waited: list[str] = []
+
+    def write(self, _model: object) -> None:
+        return None
+
+    def drop_masters(self, hosts: list[str]) -> None:
+        self.dropped += hosts
+
+    def wait_for_login(self, hosts: dict[str, IPv4Address], *, timeout: float) -> dict[str, str]:
+        self.waited += sorted(hosts)
+        return {}
+
+
+def _ctx(running: set[str], starts_on_up: set[str]) -> Any:
+    hosts = {
+        name: SimpleNamespace(address=IPv4Address(f"10.0.0.{i + 1}"))
+        for i, name in enumerate(("db-a1", "db-p1", "web-p1"))
+    }
+    return SimpleNamespace(
+        model=SimpleNamespace(hosts=hosts),
+        lab_stack=FakeStack(running, starts_on_up),
+        access=FakeAccess(),
+        is_lab=True,
+    )
+
+
+FakeLab = Callable[[set[str], set[str]], Any]
+
+
+@pytest.fixture
+def fake_lab(monkeypatch: pytest.MonkeyPatch) -> FakeLab:
+    """A context whose hosts in `running` run; `up` starts `starts_on_up` (after a refresh)."""
+
+    def make(running: set[str], starts_on_up: set[str]) -> Any:
+        ctx = _ctx(running, starts_on_up)
+
+        def host_pid(*, state_dir: Path, name: str) -> int | None:
+            return 1 if name in ctx.lab_stack.running else None
+
+        monkeypatch.setattr(failback.lab_host, "host_pid", host_pid)
+        return ctx
+
+    return make
+
+
+def test_stopped_hosts_are_refreshed_then_started_and_must_accept_logins(
+    fake_lab: FakeLab,
+) -> None:
+    ctx = fake_lab({"db-p1", "web-p1"}, {"db-a1"})
+    started, problems = failback.start_stopped_hosts(ctx)
+    assert ctx.lab_stack.ops == ["refresh", "up"]
+    assert started == ["db-a1"]
+    assert problems == []
+    assert ctx.access.dropped == ["db-a1"]
+    assert ctx.access.waited == ["db-a1"]
+
+
+def test_a_host_that_does_not_come_back_is_reported(fake_lab: FakeLab) -> None:
+    ctx = fake_lab({"web-p1"}, {"db-p1"})
+    started, problems = failback.start_stopped_hosts(ctx)
+    assert started == ["db-p1"]
+    assert problems == ["host db-a1 is still stopped"]
+
+
+def test_nothing_runs_when_every_host_is_up(fake_lab: FakeLab) -> None:
+    ctx = fake_lab({"db-a1", "db-p1", "web-p1"}, set())
+    assert failback.start_stopped_hosts(ctx) == ([], [])
+    assert ctx.lab_stack.ops == []
+
+
+def test_login_check_uses_its_own_connection_through_the_router(tmp_path: Path) -> None:
+    access = LabAccess(lab="tx1", state_dir=tmp_path)
+    cmd = access.login_command("db-a1", IPv4Address("10.213.2.10"))
+    text = " ".join(cmd)
+    assert cmd[:3] == ["ssh", "-F", "none"]
+    assert "ProxyCommand=ip netns exec gestic-tx1 nc %h %p" in text
+    assert "ControlPath=none" in text
+    assert "BatchMode=yes" in text
+    assert f"IdentityFile={tmp_path / 'id_ed25519'}" in text
+    assert "HostKeyAlias=db-a1" in text
+    assert cmd[-2:] == ["10.213.2.10", "true"]
+
+
+# --- the agent: an interrupted recovery --------------------------------------------------------
+
+
+class Interrupted(BaseException):
+    pass
+
+
+def _settings(tmp_path: Path) -> dict[str, Any]:
+    return {
+        "service": "portal",
+        "paths": [str(tmp_path / "srv" / "app")],
+        "databases": [],
+        "repositories": [{"name": "primary", "url": "sftp:x"}],
+        "password_file": "/dev/null",
+        "staging": str(tmp_path / "staging"),
+    }
+
+
+def _fake_restic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def snapshots(*_a: Any, **_k: Any) -> list[dict[str, Any]]:
+        return [{"id": "abc", "short_id": "abc", "time": "t", "hostname": "web-p1"}]
+
+    def run(cmd: list[str], what: str, **_k: Any) -> Any:
+        target = Path(cmd[cmd.index("--target") + 1])
+        app = target / str(tmp_path / "srv" / "app").lstrip("/")
+        app.mkdir(parents=True)
+        (app / "app.py").write_text("restored\n")
+        return SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    monkeypatch.setattr(agent, "STATE_ROOT", tmp_path / "state")
+    monkeypatch.setattr(agent, "snapshots", snapshots)
+    monkeypatch.setattr(agent, "run", run)
+
+
+def test_a_recovery_interrupted_after_setting_data_aside_is_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_restic(monkeypatch, tmp_path)
+    live = tmp_path / "srv" / "app"
+    live.mkdir(parents=True)
+    (live / "app.py").write_text("production\n")
+    real_move = agent._move
+    calls: list[Path] = []
+
+    def move(src: Path, dst: Path) -> None:
+        calls.append(dst)
+        if len(calls) == 2:  # the live data is aside; killed before the restore is in place
+            raise Interrupted
+        real_move(src, dst)
+
+    monkeypatch.setattr(agent, "_move", move)
+    settings = _settings(tmp_path)
+    with pytest.raises(Interrupted):
+        agent.cmd_recover(settings, mode="live", from_host=None, tag=None, repo_name=None, units=[])
+    assert not live.exists()
+    state = json.loads((tmp_path / "state" / "portal" / "state.json").read_text())
+    assert state["aside_paths"] == [str(live)]
+    result = agent.cmd_cleanup(settings)
+    assert result["changed"]
+    assert result["undone"] == [str(live)]
+    assert (live / "app.py").read_text() == "production\n"
+    assert not (tmp_path / "state" / "portal").exists()
+
+
+def test_a_move_across_filesystems_is_complete_or_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "a"
+    src.mkdir()
+    (src / "f").write_text("x")
+    dst = tmp_path / "b" / "a"
+
+    def no_rename(self: Path, target: Path) -> Path:
+        if self == src:
+            raise OSError(18, "Invalid cross-device link")
+        return Path.replace(self, target)
+
+    monkeypatch.setattr(Path, "rename", no_rename)
+    agent._move(src, dst)
+    assert (dst / "f").read_text() == "x"
+    assert not src.exists()
+    assert not (tmp_path / "b" / "a.partial").exists()
+
+
+def test_the_file_marker_is_no_looser_than_its_directory(tmp_path: Path) -> None:
+    data = tmp_path / "remote"
+    data.mkdir()
+    gid = 4 if os.geteuid() == 0 else os.getegid()  # e.g. adm
+    os.chown(data, -1, gid)
+    settings = {**_settings(tmp_path), "paths": [str(data)]}
+    agent.cmd_marker_write(settings)
+    marker = data / agent.MARKER_FILE
+    assert marker.stat().st_gid == gid
+    assert marker.stat().st_mode & 0o777 == 0o640
+    assert agent.marker_read(settings) is not None
+
+
+def test_outside_a_lab_no_host_is_started() -> None:
+    ctx: Any = SimpleNamespace(is_lab=False)  # no lab stack: touching it would fail
+    assert failback.start_stopped_hosts(ctx) == ([], [])

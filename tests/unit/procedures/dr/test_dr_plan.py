@@ -1,0 +1,147 @@
+"""The DR plan (dr/plan.yml): validation against the model, with file and line in every error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gestic.errors import PlanError
+from gestic.model import Model, load_model
+from gestic.procedures.dr.plan import PLAN_FILE, load_plan
+
+from ....paths import ROOT
+
+
+@pytest.fixture(scope="module")
+def model() -> Model:
+    return load_model(ROOT / "inventory" / "lab", check_machine=False)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    file = tmp_path / "plan.yml"
+    file.write_text(text)
+    return file
+
+
+def _edited(tmp_path: Path, edit: object) -> Path:
+    data = yaml.safe_load((ROOT / PLAN_FILE).read_text())
+    edit(data)  # type: ignore[operator]
+    return _write(tmp_path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+
+def _problems(file: Path, model: Model) -> list[str]:
+    with pytest.raises(PlanError) as info:
+        load_plan(file, model)
+    return info.value.problems
+
+
+def test_the_repository_plan_is_valid(model: Model) -> None:
+    plan = load_plan(ROOT / PLAN_FILE, model)
+    assert plan.ordered_services() == ["cartera-db", "portal"]
+    assert plan.dependency_closure(["cartera-db"]) == ["cartera-db", "portal"]
+    assert plan.dependency_closure(["portal"]) == ["portal"]
+    assert plan.critical_path("portal") == ["cartera-db", "portal"]
+    assert [e.name for e in plan.endpoints_of("portal")] == ["portal.icetex.lab"]
+
+
+def test_unknown_service_is_named_with_file_and_line(tmp_path: Path, model: Model) -> None:
+    def edit(data: dict) -> None:  # type: ignore[type-arg]
+        data["waves"][0]["services"].append("nomina")
+        data["services"]["nomina"] = dict(data["services"]["cartera-db"])
+
+    file = _edited(tmp_path, edit)
+    problems = _problems(file, model)
+    lines = file.read_text().splitlines()
+    hit = [p for p in problems if "unknown service 'nomina'" in p]
+    assert hit, problems
+    where = hit[0].split(": ", 1)[0]
+    assert where.startswith(f"{file}:")
+    assert "nomina" in lines[int(where.rsplit(":", 1)[1]) - 1]
+
+
+def test_wave_dependency_on_a_later_wave_is_rejected(tmp_path: Path, model: Model) -> None:
+    def edit(data: dict) -> None:  # type: ignore[type-arg]
+        data["waves"][0]["after"] = ["aplicaciones"]
+
+    problems = _problems(_edited(tmp_path, edit), model)
+    assert any("waves.0.after.0" in p and "comes later" in p for p in problems), problems
+
+
+def test_unknown_wave_dependency_is_rejected(tmp_path: Path, model: Model) -> None:
+    def edit(data: dict) -> None:  # type: ignore[type-arg]
+        data["waves"][1]["after"] = ["almacenamiento"]
+
+    problems = _problems(_edited(tmp_path, edit), model)
+    assert any("unknown wave 'almacenamiento'" in p for p in problems), problems
+
+
+def test_service_depending_on_a_later_wave_is_rejected(tmp_path: Path, model: Model) -> None:
+    def edit(data: dict) -> None:  # type: ignore[type-arg]
+        data["waves"][0]["services"], data["waves"][1]["services"] = ["portal"], ["cartera-db"]
+
+    problems = _problems(_edited(tmp_path, edit), model)
+    assert any("depends on 'cartera-db'" in p and "does not run after" in p for p in problems)
+
+
+def test_missing_target_names_the_service_line(tmp_path: Path, model: Model) -> None:
+    def edit(data: dict) -> None:  # type: ignore[type-arg]
+        del data["services"]["portal"]["rto_minutes"]
+
+    file = _edited(tmp_path, edit)
+    problems = _problems(file, model)
+    hit = [p for p in problems if "missing required key 'rto_minutes'" in p]
+    assert hit, problems
+    line = int(hit[0].split(": ", 1)[0].rsplit(":", 1)[1])
+    assert file.read_text().splitlines()[line - 1].strip() == "portal:"
+
+
+def test_target_looser_than_the_catalogue_is_rejected(tmp_path: Path, model: Model) -> None:
+    def edit(data: dict) -> None:  # type: ignore[type-arg]
+        data["services"]["cartera-db"]["rpo_minutes"] = 600
+
+    problems = _problems(_edited(tmp_path, edit), model)
+    assert any("RPO target 600 min is looser than the model's 60" in p for p in problems)
+
+
+def test_every_model_service_is_planned_or_excluded(tmp_path: Path, model: Model) -> None:
+    def edit(data: dict) -> None:  # type: ignore[type-arg]
+        del data["excluded"]["registros"]
+
+    problems = _problems(_edited(tmp_path, edit), model)
+    assert any("'registros' of the model is neither planned nor" in p for p in problems)
+
+
+def test_probe_on_data_that_is_not_backed_up_is_rejected(tmp_path: Path, model: Model) -> None:
+    def edit(data: dict) -> None:  # type: ignore[type-arg]
+        data["services"]["portal"]["probes"][1]["path"] = "/etc/passwd"
+
+    problems = _problems(_edited(tmp_path, edit), model)
+    assert any("/etc/passwd is under none of the backed-up paths" in p for p in problems)
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path, model: Model) -> None:
+    file = _write(tmp_path, "version: 1\nwaves: [\n")
+    problems = _problems(file, model)
+    assert problems[0].startswith(f"{file}:3: invalid YAML"), problems  # where it ran out
+
+
+def test_host_loss_needs_a_known_host_and_recovers_only_what_ran_there(model: Model) -> None:
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from gestic.errors import DrillError  # noqa: PLC0415
+    from gestic.procedures.dr.drill import lost_hosts, scope  # noqa: PLC0415
+
+    ctx: Any = SimpleNamespace(model=model)
+    with pytest.raises(DrillError, match="host-loss needs --host"):
+        lost_hosts(ctx, "host-loss", None)
+    with pytest.raises(DrillError, match="unknown host 'web-p9'"):
+        lost_hosts(ctx, "host-loss", "web-p9")
+    plan = load_plan(ROOT / PLAN_FILE, model)
+    assert lost_hosts(ctx, "host-loss", "web-p1") == ["web-p1"]
+    assert scope(ctx, plan, ["web-p1"]) == {"portal": "web-a1"}
+    # the database's dependents come back with it (they must be pointed at the recovered one)
+    assert list(scope(ctx, plan, ["db-p1"])) == ["cartera-db", "portal"]
+    assert set(lost_hosts(ctx, "site-loss", None)) == {"web-p1", "db-p1", "svc-p1"}
