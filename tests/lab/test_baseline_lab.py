@@ -39,7 +39,16 @@ def _ssh(lab: Lab, command: str) -> str:
 
 
 def _remove_probe(lab: Lab) -> None:
-    _ssh(lab, f"faillock --user {PROBE} --reset; userdel --remove {PROBE} 2>/dev/null; true")
+    """Remove the probe account, and check it is gone. A login of its own may still be closing
+    (its user manager holds a process for a moment, and userdel refuses a user in use), so its
+    sessions are ended first and the removal is retried for a few seconds."""
+    _ssh(
+        lab,
+        f"faillock --user {PROBE} --reset; "
+        f"if id -u {PROBE} >/dev/null 2>&1; then loginctl terminate-user {PROBE} 2>/dev/null; "
+        f"for i in $(seq 20); do userdel --remove {PROBE} 2>/dev/null && break; sleep 0.5; done; "
+        f"fi; ! id -u {PROBE} >/dev/null 2>&1",
+    )
 
 
 def _login_as_probe(lab: Lab, key: Path) -> subprocess.CompletedProcess[str]:
