@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Final, Protocol
 
 from gestic.errors import FileTakenError
@@ -63,6 +63,13 @@ class Inbox(Protocol):
         ...
 
 
+def resent_name(name: str, digest: str) -> str:
+    """The processed name of a file whose name was taken before: the same name sent again
+    keeps both, the later one told apart by its content's digest."""
+    path = PurePosixPath(name)
+    return f"{path.stem}.{digest[:12]}{path.suffix}"
+
+
 @dataclass(frozen=True)
 class LocalInbox:
     """A folder on this host: `entrada/` with its `procesados/` beside it, by default."""
@@ -94,8 +101,8 @@ class LocalInbox:
         target = self.processed_folder
         target.mkdir(parents=True, exist_ok=True)
         dest = target / name
-        if dest.exists():  # the same name sent again: keep both, the later one told apart
-            dest = target / f"{Path(name).stem}.{digest[:12]}{Path(name).suffix}"
+        if dest.exists():
+            dest = target / resent_name(name, digest)
         os.replace(self.folder / name, dest)  # same file system: atomic
         return dest.name
 

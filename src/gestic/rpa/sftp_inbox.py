@@ -23,7 +23,7 @@ import paramiko
 
 from gestic.errors import IntakeError
 from gestic.model import Model
-from gestic.rpa.intake import InboxFile
+from gestic.rpa.intake import InboxFile, resent_name
 
 CONNECT_TIMEOUT_S: Final = 20.0
 #: The scheduler's environment names the collector's key and the transfer host's known key.
@@ -109,9 +109,8 @@ class SftpInbox:
 
     def archive(self, name: str, digest: str) -> str:
         dest = self.address.processed / name
-        if self._exists(dest):  # the same name sent again: keep both
-            stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix
-            dest = self.address.processed / f"{stem}.{digest[:12]}{suffix}"
+        if self._exists(dest):
+            dest = self.address.processed / resent_name(name, digest)
         # posix-rename: one rename(2) in the chroot; a file another producer moved first is
         # FileNotFoundError, as the protocol wants.
         self._sftp.posix_rename(str(self.address.folder / name), str(dest))

@@ -31,8 +31,9 @@ from sqlalchemy.engine import URL
 from gestic.environments.custody import DATABASE_PASSWORDS
 from gestic.errors import RpaError, SecretsError
 from gestic.model import Model
+from gestic.tools.ports import LOCALHOST
 from gestic.tools.ssh import SshAccess
-from gestic.tools.ssh_tunnel import LOCALHOST, forward
+from gestic.tools.ssh_tunnel import forward
 
 BOTS_GROUP = "bots"
 CA_ON_BOTS_HOST = "/etc/gestic/rpa-ledger-ca.pem"

@@ -21,7 +21,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,6 +33,7 @@ import psycopg
 from psycopg import sql
 
 from gestic.errors import PgClusterError
+from gestic.tools.ports import free_port
 
 __all__ = [
     "BINDIR_ENV",
@@ -78,12 +78,6 @@ def find_bindir() -> Path | None:
         if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
             return bindir
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _tail(text: str, lines: int = 8) -> str:
@@ -193,7 +187,7 @@ class PgCluster:
             f.writelines(f"{key} = {_quoted(value)}\n" for key, value in conf.items())
         for _ in range(_PORT_ATTEMPTS):
             # The port is free now; another process may take it before the server binds it.
-            self.port = _free_port()
+            self.port = free_port()
             if self._pg_ctl("-l", str(self.log), "-o", f"-p {self.port}", "start", check=False):
                 log = self.log.read_text(errors="replace") if self.log.exists() else ""
                 if "could not bind" in log or "already in use" in log:

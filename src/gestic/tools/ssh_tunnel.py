@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import IO
 
 from gestic.errors import TunnelError
+from gestic.tools.ports import LOCALHOST, free_port
 
-LOCALHOST = "127.0.0.1"
 _OPTIONS = {
     "ControlMaster": "no",
     "ControlPath": "none",
@@ -32,13 +32,6 @@ _OPTIONS = {
     "ConnectTimeout": "10",
 }
 _STOP_TIMEOUT_S = 5.0
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 nothing listens on now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOCALHOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def forward_argv(ssh_config: Path, via: str, address: str, port: int, local_port: int) -> list[str]:
