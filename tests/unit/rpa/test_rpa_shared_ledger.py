@@ -56,7 +56,7 @@ def test_the_lab_declares_its_ledger_on_the_database_service() -> None:
         "cartera-db", "db-p1", "10.213.1.21", 5432,
     )  # fmt: skip
     assert (ledger.database, ledger.role) == ("gestic", "gestic")
-    assert ledger.bots_hosts == ("svc-p1",)
+    assert ledger.bots_hosts == ("svc-p1", "web-a1")  # one bots host per site
     assert ledger.via == "svc-p1"
 
 
