@@ -35,9 +35,9 @@ from gestic.rpa.queue import APPLICATION, BUSINESS, DONE, FAILED, WorkQueue
 from gestic.store.ledger import LEDGER_URL_ENV, Ledger
 
 from .labkit import ROOT, Lab, authorized_partner_key, converge, on_host, sftp_as
+from .rpakit import AS_SCHEDULER, BANK, BOTS_HOST, DATABASE, INBOX, lab_loans
 
 PORTAL = "web-p1"
-DATABASE = "db-p1"
 FIELDS = ("full_name", "email", "phone", "address")
 ACTUALIZACION = ROOT / "robots" / "actualizacion-datos"
 CONCILIACION = ROOT / "robots" / "conciliacion-pagos"
@@ -227,28 +227,12 @@ def test_actualizacion_datos_updates_the_portal_on_web_p1(
     assert all(seconds < 60 for seconds in timings.values()), timings
 
 
-def _lab_loans(ctx: Context) -> dict[str, dict[str, str]]:
-    """One loan of each status from db-p1: document, loan number, balance."""
-    query = (
-        "SELECT json_object_agg(status, json_build_object('documento', doc, 'credito', loan, "
-        "'saldo', balance::text)) FROM (SELECT DISTINCT ON (l.status) l.status, "
-        "b.document_number AS doc, l.loan_number AS loan, l.balance FROM loans AS l "
-        "JOIN beneficiaries AS b ON b.id = l.beneficiary_id "
-        "ORDER BY l.status, l.loan_number) AS picked"
-    )
-    out = on_host(
-        ctx, DATABASE, f"runuser -u postgres -- psql -X -At -d cartera -c {shlex.quote(query)}"
-    )
-    loans: dict[str, dict[str, str]] = json.loads(out)
-    return loans
-
-
 def test_conciliacion_pagos_against_the_portal_api(
     lab: Lab, ledger: tuple[Ledger, WorkQueue], tmp_path: Path
 ) -> None:
     ctx = lab.ctx
     bot = load_bot(CONCILIACION)
-    loans = _lab_loans(ctx)
+    loans = lab_loans(ctx)
     assert set(loans) == {"current", "arrears", "paid_off"}
     current, arrears, paid = loans["current"], loans["arrears"], loans["paid_off"]
     assert float(current["saldo"]) > 100000
@@ -371,14 +355,6 @@ def _wait_healthy(ctx: Context, timeout: float = 60) -> None:
         time.sleep(1)
 
 
-BOTS_HOST = "svc-p1"
-AS_SCHEDULER = (
-    "runuser -u gestic-rpa -- sh -c "
-    + shlex.quote('set -a; . /etc/gestic/rpa-scheduler.env; cd /opt/gestic/src; exec "$@"')
-    + " gestic /opt/gestic/venv/bin/python -m gestic"
-)
-
-
 def test_the_bots_host_schedules_and_runs_bots_from_its_offline_install(
     lab: Lab, restore_portal: dict[str, dict[str, str]]
 ) -> None:
@@ -402,10 +378,6 @@ def test_the_bots_host_schedules_and_runs_bots_from_its_offline_install(
     assert after["52314187"]["phone"] == "3109876543"
 
 
-BANK = "banco-aliado"
-INBOX = f"/srv/sftp/{BANK}"
-
-
 def _items_of_run(ctx: Context, bot: str, run_id: int, queue: str) -> list[dict[str, object]]:
     items = json.loads(on_host(ctx, BOTS_HOST, f"{AS_SCHEDULER} rpa items {bot} --json"))
     return [i for i in items if i["queue"] == queue and i["run_id"] == run_id]
@@ -424,7 +396,7 @@ def test_a_payments_file_the_bank_delivers_over_sftp_is_taken_once_and_reconcile
     SFTP, checking the transfer host's key), moves it to procesados and reconciles it against
     the portal whose address the inventory gives; the same file again is not worked twice."""
     ctx = lab.ctx
-    current = _lab_loans(ctx)["current"]
+    current = lab_loans(ctx)["current"]
     name = f"pagos-{time.strftime('%Y%m%d')}-{os.getpid()}.csv"
     (tmp_path / name).write_text(
         "referencia,fecha,documento,credito,valor,banco\n"

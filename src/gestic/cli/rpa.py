@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -32,6 +33,8 @@ from gestic.rpa.site_inputs import bot_variables, inbox_of, open_inbox
 from gestic.rpa.sla import Period, at_risk
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: How long a bots host that lost a fire to another waits for that host to queue its seed.
+SEEDING_WAIT_S = 120.0
 
 
 def lab_option() -> Callable[[F], F]:
@@ -427,6 +430,8 @@ def schedule(
         return
     runner = rpa.runner(in_lab=in_lab)
 
+    host = socket.gethostname()
+
     def run_one(bot: Bot, due: datetime) -> None:
         console.print(f"{datetime.now(tz):%Y-%m-%d %H:%M:%S} {bot.name}: scheduled run ({due})")
         first = bot.manifest.steps[0]
@@ -434,11 +439,22 @@ def schedule(
         start = functools.partial(
             runner.run_bot, bot, workers=workers, variables=values, stop=stop, kind="rpa.schedule"
         )
+        # Every bots host fires the same schedule, and the shared queue hands each item out
+        # once. Every host takes the inbox's files (each file is taken once, by content); a
+        # seed is queued only by the host that claims the fire first.
         if first.inbox is not None:  # the partner's files, never the fixtures
             with _inbox(rpa, bot) as (inbox, settle_s):
                 result = start(inbox=inbox, settle_s=settle_s)
+        elif (first_claim := runner.queue.claim_fire(bot.name, due, host=host)) is None:
+            result = start(
+                seed=load_seed(bot.root / first.seed) if first.seed else None,
+                on_seeded=functools.partial(runner.queue.fire_seeded, bot.name, due),
+            )
         else:
-            result = start(seed=load_seed(bot.root / first.seed) if first.seed else None)
+            console.print(f"{bot.name}: {first_claim} seeds this run; this host helps work it")
+            if not runner.queue.wait_fire_seeded(bot.name, due, timeout_s=SEEDING_WAIT_S):
+                console.print(f"{bot.name}: no seed in {SEEDING_WAIT_S:.0f}s; working its queues")
+            result = start()
         console.print(f"{bot.name}: {result.summary()}")
 
     def report_error(bot: Bot, exc: Exception) -> None:

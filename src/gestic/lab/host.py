@@ -159,6 +159,21 @@ def stop_host(*, state_dir: Path, name: str, timeout: float = 20) -> None:
         _stop_locked(hdir, timeout)
 
 
+def power_cut(*, state_dir: Path, name: str) -> bool:
+    """Cut the host's power: SIGKILL every process of it at once (no shutdown, nothing
+    flushed or stopped cleanly), then unmount its root. Its disk (upper/) stays, so
+    `start_host` boots it again as after a crash. False if it was not running."""
+    hdir = host_dir(state_dir, name)
+    if not hdir.is_dir():
+        return False
+    require_root("cutting a lab host's power")
+    with locked(hdir / LOCK):
+        running = _live_pid(hdir) is not None
+        _release(hdir)  # SIGKILL by cgroup: nspawn, the host's systemd and all it started
+        _unmount_all(hdir)
+    return running
+
+
 def remove_host_dir(*, state_dir: Path, name: str) -> None:
     """Delete a stopped host's directory, its disk (upper/work) included."""
     hdir = host_dir(state_dir, name)

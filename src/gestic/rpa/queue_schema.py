@@ -101,6 +101,19 @@ intake_table = Table(
     Column("taken_at", UTCDateTime(), nullable=False),
 )
 
+#: Every scheduled fire of a bot, claimed by the first scheduler that reaches it: with one
+#: schedule on several bots hosts, one of them seeds the run (the others wait for its seeding,
+#: then help work its queues).
+fires_table = Table(
+    "gestic_rpa_fires",
+    metadata,
+    Column("bot", String(64), primary_key=True),
+    Column("due_at", UTCDateTime(), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("claimed_at", UTCDateTime(), nullable=False),
+    Column("seeded_at", UTCDateTime(), nullable=True),
+)
+
 attempts_table = Table(
     "gestic_rpa_attempts",
     metadata,

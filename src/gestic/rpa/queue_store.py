@@ -9,6 +9,7 @@ imports it).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from gestic.rpa.queue_schema import (
     QueueCounts,
     attempts_table,
     files_table,
+    fires_table,
     intake_table,
     item_from_row,
     items_table,
@@ -350,6 +352,54 @@ class QueueStore:
             else:
                 tally["failed_application"] += 1
         return QueueCounts(queue=queue, next_available_at=next_at, **tally)
+
+    def claim_fire(self, bot: str, due: datetime, *, host: str) -> str | None:
+        """Claim `bot`'s scheduled fire at `due` for `host`: None when claimed now, else the
+        host that claimed it first (every bots host shares the schedule and this table)."""
+        with self._guard(f"claim the scheduled run of {bot} at {due.isoformat()}"):
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        insert(fires_table).values(
+                            bot=bot, due_at=due, host=host, claimed_at=utcnow()
+                        )
+                    )
+            except IntegrityError:
+                with self._reader.connect() as conn:
+                    first = conn.execute(
+                        select(fires_table.c.host).where(
+                            fires_table.c.bot == bot, fires_table.c.due_at == due
+                        )
+                    ).scalar_one_or_none()
+                return str(first) if first is not None else "another host"
+        return None
+
+    def fire_seeded(self, bot: str, due: datetime) -> None:
+        """Say that the claimed fire's first items are queued (the other hosts may start)."""
+        with self._guard(f"mark the scheduled run of {bot} seeded"), self._engine.begin() as conn:
+            conn.execute(
+                update(fires_table)
+                .where(fires_table.c.bot == bot, fires_table.c.due_at == due)
+                .values(seeded_at=utcnow())
+            )
+
+    def wait_fire_seeded(
+        self, bot: str, due: datetime, *, timeout_s: float, poll_s: float = 1.0
+    ) -> bool:
+        """Wait up to `timeout_s` for the host that claimed the fire to seed it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._guard(f"read the scheduled run of {bot}"), self._reader.connect() as conn:
+                seeded = conn.execute(
+                    select(fires_table.c.seeded_at).where(
+                        fires_table.c.bot == bot, fires_table.c.due_at == due
+                    )
+                ).scalar_one_or_none()
+            if seeded is not None:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
 
     def queues(self) -> list[tuple[str, str]]:
         """Every (bot, queue) that has items."""

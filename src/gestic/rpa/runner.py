@@ -38,7 +38,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -364,9 +364,11 @@ class Runner:
         kind: str = "rpa.run",
         inbox: Inbox | None = None,
         settle_s: float = SETTLE_S,
+        on_seeded: Callable[[], None] | None = None,
     ) -> BotRun:
         """Seed the first step (from `seed`, or one item per new file of `inbox`), then work
-        every step in order; recorded as one run."""
+        every step in order; recorded as one run. `on_seeded` is called once the first step's
+        new items are queued, before any robot starts."""
         if workers < 1:
             raise RpaError(f"--workers must be at least 1, not {workers}")
         if self.netns is not None:
@@ -387,6 +389,8 @@ class Runner:
                 intake = self.take_inbox(bot, steps[0], inbox, run_id=run.run_id, settle_s=settle_s)
                 seeded += list(intake.taken.values())
                 run.add_details(intake={"source": inbox.source, **dataclasses.asdict(intake)})
+            if on_seeded is not None:
+                on_seeded()
             started = time.monotonic()
             robots: list[RobotResult] = []
             gave_up: str | None = None

@@ -10,6 +10,7 @@ import multiprocessing
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
@@ -377,3 +378,36 @@ def test_outcomes_by_counts_what_a_worker_ended_itself(queue: WorkQueue) -> None
     assert queue.outcomes_by("w1") == {DONE: 1, "application": 1}
     assert queue.outcomes_by("w2") == {}
     assert third.state == IN_PROGRESS
+
+
+def _claim_fire(url: str, host: str, start: Barrier, out: multiprocessing.Queue[str]) -> None:
+    q = WorkQueue(url)
+    start.wait(timeout=120)
+    first = q.claim_fire("b", DUE, host=host)
+    out.put(host if first is None else f"lost to {first}")
+    q.close()
+
+
+DUE = datetime(2026, 12, 7, 12, 30, tzinfo=UTC)
+
+
+def test_a_scheduled_fire_is_claimed_by_one_host_of_many(url: str, queue: WorkQueue) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[str] = ctx.Queue()
+    start = ctx.Barrier(3)
+    hosts = ["svc-p1", "web-a1", "rpa-a1"]
+    procs = [ctx.Process(target=_claim_fire, args=(url, h, start, results)) for h in hosts]
+    for p in procs:
+        p.start()
+    said = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    winners = [s for s in said if not s.startswith("lost")]
+    assert len(winners) == 1, said
+    assert sorted(said) == sorted([winners[0]] + [f"lost to {winners[0]}"] * 2)
+    # the next fire is a new claim; the losers see the seeding once the winner says so
+    assert queue.claim_fire("b", DUE + timedelta(days=1), host="web-a1") is None
+    assert not queue.wait_fire_seeded("b", DUE, timeout_s=0.3, poll_s=0.1)
+    queue.fire_seeded("b", DUE)
+    assert queue.wait_fire_seeded("b", DUE, timeout_s=0)
