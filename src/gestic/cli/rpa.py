@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 
 from gestic.cli.options import lang_option
+from gestic.cli.rpa_access import FRESH, PUBLISHED, Source, report_seed, scheduled_seed
 from gestic.cli.rpa_context import RpaContext
 from gestic.console import console
 from gestic.environments.context import Context
@@ -186,6 +187,16 @@ def _print_run(result: BotRun) -> None:
     default=None,
     help="known_hosts with the transfer host's key (default: GESTIC_RPA_INBOX_KNOWN_HOSTS).",
 )
+@click.option(
+    "--access-report",
+    "access_report",
+    type=click.Choice([FRESH, PUBLISHED]),
+    default=None,
+    help="For a bot that reviews the access report (manifest: access_report): 'fresh' makes "
+    "the environment's report now, as `gestic access report` does (the controller), "
+    "'published' takes the newest one published into the shared ledger (as the scheduler "
+    "does); instead of the seed's fixture.",
+)
 @lab_option()
 @click.pass_obj
 def run(
@@ -200,6 +211,7 @@ def run(
     from_inbox: bool,
     inbox_key: Path | None,
     inbox_known_hosts: Path | None,
+    access_report: Source | None,
     in_lab: bool,
 ) -> None:
     """Run BOT: seed its first step, then work each step's queue with N robots.
@@ -211,16 +223,25 @@ def run(
     bot = rpa.bot(bot_name)
     if from_inbox and (input_file is not None or no_seed or from_step is not None):
         raise RpaError("--from-inbox starts the first step: not with --input, --no-seed or --step")
+    if access_report and (input_file or no_seed or from_step is not None or from_inbox):
+        raise RpaError("--access-report seeds the first step: not with --input, --no-seed, "
+                       "--step or --from-inbox")  # fmt: skip
+    if access_report and bot.manifest.steps[0].access_report is None:
+        raise RpaError(f"{bot.name}: its first step does not start from an access report "
+                       "(manifest: access_report)")  # fmt: skip
     if from_inbox:
         _inbox_address(rpa, bot)  # before anything is built or started
     values = _run_variables(rpa, bot, _parse_vars(variables), in_env=in_lab or from_inbox)
     first = bot.step(from_step) if from_step else bot.manifest.steps[0]
-    seed = None
+    seed, details = None, None
     if input_file is not None:
         seed = load_seed(input_file)
-    elif not no_seed and not from_inbox and first.seed is not None:
+    elif not no_seed and not from_inbox and first.seed is not None and not access_report:
         seed = load_seed(bot.root / first.seed)
-    runner = rpa.runner(in_lab=in_lab)
+    runner = rpa.runner(in_lab=in_lab)  # the queue's database opens before any report is made
+    if access_report is not None:
+        seeded = report_seed(rpa, bot, access_report)
+        seed, details = seeded.items, seeded.details
     with contextlib.ExitStack() as stack:
         inbox, settle_s = (
             stack.enter_context(_inbox(rpa, bot, key=inbox_key, known_hosts=inbox_known_hosts))
@@ -238,6 +259,7 @@ def run(
             stop=stop,
             inbox=inbox,
             settle_s=settle_s,
+            details=details,
         )
     _print_run(result)
     if not result.ok:
@@ -437,6 +459,9 @@ def schedule(
         if first.inbox is not None:  # the partner's files, never the fixtures
             with _inbox(rpa, bot) as (inbox, settle_s):
                 result = start(inbox=inbox, settle_s=settle_s)
+        elif first.access_report is not None:  # the environment's access report, likewise
+            seeded = scheduled_seed(rpa, bot)
+            result = start(seed=seeded.items, details=seeded.details)
         else:
             result = start(seed=load_seed(bot.root / first.seed) if first.seed else None)
         console.print(f"{bot.name}: {result.summary()}")

@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from gestic.errors import RpaError
 from gestic.rpa.broker import QueueBroker
@@ -364,9 +364,11 @@ class Runner:
         kind: str = "rpa.run",
         inbox: Inbox | None = None,
         settle_s: float = SETTLE_S,
+        details: Mapping[str, Any] | None = None,
     ) -> BotRun:
         """Seed the first step (from `seed`, or one item per new file of `inbox`), then work
-        every step in order; recorded as one run."""
+        every step in order; recorded as one run (`details`, e.g. where the seed came from,
+        kept in its ledger row)."""
         if workers < 1:
             raise RpaError(f"--workers must be at least 1, not {workers}")
         if self.netns is not None:
@@ -380,6 +382,7 @@ class Runner:
             self.ledger.record(kind=kind, target=bot.name) as run,
             QueueBroker(self.queue) as broker,
         ):
+            run.add_details(details)
             run_dir = self.artifacts / "rpa" / bot.name / str(run.run_id)
             run_dir.mkdir(parents=True, exist_ok=True)
             seeded = self.seed(bot, steps[0], seed, run_id=run.run_id) if seed else []
