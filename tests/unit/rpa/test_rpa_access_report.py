@@ -21,7 +21,8 @@ from gestic.cli.main import cli
 from gestic.cli.rpa_access import scheduled_seed
 from gestic.cli.rpa_context import RpaContext
 from gestic.environments.context import Context
-from gestic.errors import AccessReportError, ManifestError
+from gestic.errors import AccessReportError, ManifestError, ModelError
+from gestic.model import load_model
 from gestic.paths import cache_dir
 from gestic.procedures.access.published import AccessReports
 from gestic.rpa.access_seed import seed_with_report, service_accounts
@@ -163,6 +164,18 @@ def test_the_seed_carries_the_environments_report_and_the_models_service_account
 
 
 # --- the scheduler: the newest published report, or a clear failure -------------------------
+
+
+def test_the_bound_on_a_reports_age_is_a_setting_of_the_model(lab_inventory: Path) -> None:
+    rpa = lab_inventory / "group_vars" / "all" / "rpa.yml"
+    text = rpa.read_text(encoding="utf-8")
+    assert "access_report_max_age_hours: 36\n" in text
+    rpa.write_text(text.replace("max_age_hours: 36", "max_age_hours: 0"), encoding="utf-8")
+    with pytest.raises(ModelError) as info:
+        load_model(lab_inventory, check_machine=False)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "access_report_max_age" in t)
+    assert f"{rpa}:{line}: gestic_rpa.access_report_max_age_hours: Input should be greater " \
+        "than 0" in "\n".join(info.value.problems)  # fmt: skip
 
 
 @pytest.fixture
