@@ -21,6 +21,8 @@ A manifest says what a bot's queues are, when it runs, and its service level::
         queue: conciliacion-pagos.archivos
         suite: tasks/productor.robot
         seed: devdata/work-items-in/pagos/work-items.json
+        # inbox: pagos-banco               # a scheduled run: the partner's files instead
+        # access_report: access-report.json  # or: this seed file is the environment's
       - name: consumidor
         queue: conciliacion-pagos.pagos
         suite: tasks/consumidor.robot
