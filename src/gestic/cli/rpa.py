@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from gestic.rpa.manifest import Bot, load_seed
 from gestic.rpa.report import write_report
 from gestic.rpa.results import BotRun
 from gestic.rpa.robot_process import interrupt_event
+from gestic.rpa.runner import Runner
 from gestic.rpa.schedule import Scheduler, timezone
 from gestic.rpa.sftp_inbox import InboxAddress
 from gestic.rpa.site_inputs import bot_variables, inbox_of, open_inbox
@@ -423,6 +425,33 @@ def report(obj: RpaContext, period: str, lang: str, output: Path | None, months:
     console.print(f"wrote {paths.html}\nwrote {paths.json}")
 
 
+def scheduled_run(
+    rpa: RpaContext, runner: Runner, *, workers: int, stop: threading.Event
+) -> Callable[[Bot, datetime], None]:
+    """What the scheduler does when a bot falls due: seed its first step from the environment
+    (the partner's inbox, the published access report), or from its seed, and run it."""
+    tz = timezone(rpa.settings.timezone)
+
+    def run_one(bot: Bot, due: datetime) -> None:
+        console.print(f"{datetime.now(tz):%Y-%m-%d %H:%M:%S} {bot.name}: scheduled run ({due})")
+        first = bot.manifest.steps[0]
+        values = bot_variables(rpa.model, bot)
+        start = functools.partial(
+            runner.run_bot, bot, workers=workers, variables=values, stop=stop, kind="rpa.schedule"
+        )
+        if first.inbox is not None:  # the partner's files, never the fixtures
+            with _inbox(rpa, bot) as (inbox, settle_s):
+                result = start(inbox=inbox, settle_s=settle_s)
+        elif first.access_report is not None:  # the environment's access report, likewise
+            seeded = scheduled_seed(rpa, bot)
+            result = start(seed=seeded.items, details=seeded.details)
+        else:
+            result = start(seed=load_seed(bot.root / first.seed) if first.seed else None)
+        console.print(f"{bot.name}: {result.summary()}")
+
+    return run_one
+
+
 @COMMAND.command()
 @click.option("--max-runs", type=int, default=None, help="Stop after this many bot runs.")
 @click.option("--list", "list_only", is_flag=True, help="Only show the next run of each bot.")
@@ -449,27 +478,11 @@ def schedule(
         return
     runner = rpa.runner(in_lab=in_lab)
 
-    def run_one(bot: Bot, due: datetime) -> None:
-        console.print(f"{datetime.now(tz):%Y-%m-%d %H:%M:%S} {bot.name}: scheduled run ({due})")
-        first = bot.manifest.steps[0]
-        values = bot_variables(rpa.model, bot)
-        start = functools.partial(
-            runner.run_bot, bot, workers=workers, variables=values, stop=stop, kind="rpa.schedule"
-        )
-        if first.inbox is not None:  # the partner's files, never the fixtures
-            with _inbox(rpa, bot) as (inbox, settle_s):
-                result = start(inbox=inbox, settle_s=settle_s)
-        elif first.access_report is not None:  # the environment's access report, likewise
-            seeded = scheduled_seed(rpa, bot)
-            result = start(seed=seeded.items, details=seeded.details)
-        else:
-            result = start(seed=load_seed(bot.root / first.seed) if first.seed else None)
-        console.print(f"{bot.name}: {result.summary()}")
-
     def report_error(bot: Bot, exc: Exception) -> None:
         console.print(f"[red]{bot.name}: scheduled run failed:[/] {exc}")
 
     with interrupt_event() as stop:
+        run_one = scheduled_run(rpa, runner, workers=workers, stop=stop)
         scheduler = Scheduler(bots=enabled, run=run_one, tz=tz, stop=stop, on_error=report_error)
         console.print(f"scheduling {len(scheduler.plan(datetime.now(UTC)))} bots ({tz.key})")
         done = scheduler.serve(max_runs=max_runs)

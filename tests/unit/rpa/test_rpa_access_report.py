@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 from click.testing import CliRunner
 
 from gestic.cli.main import cli
+from gestic.cli.rpa import scheduled_run
 from gestic.cli.rpa_access import scheduled_seed
 from gestic.cli.rpa_context import RpaContext
 from gestic.environments.context import Context
@@ -30,6 +32,7 @@ from gestic.rpa.manifest import load_bot, load_seed
 from gestic.rpa.queue import BUSINESS, DONE, FAILED, WorkQueue
 from gestic.rpa.robots_env import RobotsEnv
 from gestic.rpa.runner import Runner
+from gestic.rpa.schedule import Scheduler
 from gestic.store.ledger import Ledger
 
 from ...paths import LAB_INVENTORY, ROOT
@@ -259,6 +262,43 @@ def test_the_bot_reviews_a_real_report_built_from_the_lab_model(
     assert sorted(accounts) == ["jperez", "tmp-proveedor"]
     assert accounts["jperez"]["hosts"] == ["db-p1"]
     assert accounts["tmp-proveedor"]["reason"].startswith("SIN_VINCULO")
+
+
+def test_the_scheduler_runs_the_bot_on_the_published_report_and_never_on_the_fixture(
+    lab_rpa: RpaContext, robots_env: RobotsEnv
+) -> None:
+    bot = lab_rpa.bot("revision-accesos")
+    runner = lab_rpa.runner(verbose=False)
+    failures: list[Exception] = []
+    calls = 0
+
+    def clock() -> datetime:  # the first look plans the next run; every later one is past it
+        nonlocal calls
+        calls += 1
+        return datetime(2026, 11, 24, tzinfo=UTC) + timedelta(days=0 if calls == 1 else 40)
+
+    def serve() -> None:
+        run_one = scheduled_run(lab_rpa, runner, workers=1, stop=threading.Event())
+        scheduler = Scheduler(bots={bot.name: bot}, run=run_one, clock=clock,
+                              on_error=lambda b, exc: failures.append(exc))  # fmt: skip
+        assert scheduler.serve(max_runs=1) == 1
+
+    serve()  # nothing published: the run fails, the fixture is not used
+    assert [type(e) for e in failures] == [AccessReportError]
+    assert lab_rpa.queue.items(bot=bot.name) == []
+    now = datetime.now(UTC)
+    made = lab_rpa.access_reports.publish(
+        lab_report_json(now=now - timedelta(hours=1)), source="ssh"
+    )
+    calls = 0
+    serve()
+    assert len(failures) == 1
+    runs = {r.status: r for r in Ledger(lab_rpa.ctx.ledger.url).runs(kind="rpa.schedule")}
+    assert set(runs) == {"failed", "succeeded"}
+    assert runs["succeeded"].details["access_report"]["published"]["id"] == made.id
+    items = lab_rpa.queue.items(queue="revision-accesos.cuentas")
+    reviewed = {(i.payload.get("host"), i.payload.get("cuenta")) for i in items}
+    assert reviewed == {*EXPECTED_DECISIONS, (UNREACHABLE, None)}  # the fixture has no *-a1
 
 
 def _run_args(*more: str) -> list[str]:
