@@ -18,7 +18,14 @@ from rich.live import Live
 from rich.table import Table
 
 from gestic.cli.options import lang_option
-from gestic.cli.rpa_access import FRESH, PUBLISHED, Source, report_seed, scheduled_seed
+from gestic.cli.rpa_access import (
+    FRESH,
+    PUBLISHED,
+    Source,
+    check_source,
+    report_seed,
+    scheduled_seed,
+)
 from gestic.cli.rpa_context import RpaContext
 from gestic.console import console
 from gestic.environments.context import Context
@@ -228,9 +235,8 @@ def run(
     if access_report and (input_file or no_seed or from_step is not None or from_inbox):
         raise RpaError("--access-report seeds the first step: not with --input, --no-seed, "
                        "--step or --from-inbox")  # fmt: skip
-    if access_report and bot.manifest.steps[0].access_report is None:
-        raise RpaError(f"{bot.name}: its first step does not start from an access report "
-                       "(manifest: access_report)")  # fmt: skip
+    if access_report is not None:
+        check_source(rpa, bot, access_report)  # before anything is built or started
     if from_inbox:
         _inbox_address(rpa, bot)  # before anything is built or started
     values = _run_variables(rpa, bot, _parse_vars(variables), in_env=in_lab or from_inbox)

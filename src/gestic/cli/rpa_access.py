@@ -17,7 +17,15 @@ from gestic.rpa.access_seed import access_report_step, seed_with_report
 from gestic.rpa.manifest import Bot, SeedItem
 from gestic.store.ledger import FAILED
 
-__all__ = ["FRESH", "PUBLISHED", "ReportSeed", "Source", "report_seed", "scheduled_seed"]
+__all__ = [
+    "FRESH",
+    "PUBLISHED",
+    "ReportSeed",
+    "Source",
+    "check_source",
+    "report_seed",
+    "scheduled_seed",
+]
 
 FRESH: Literal["fresh"] = "fresh"
 PUBLISHED: Literal["published"] = "published"
@@ -32,12 +40,21 @@ class ReportSeed:
     details: dict[str, Any]
 
 
-def _fresh(rpa: RpaContext, bot: Bot) -> tuple[dict[str, Any], dict[str, Any]]:
-    if rpa.on_bots_host:
+def check_source(rpa: RpaContext, bot: Bot, source: Source) -> None:
+    """Refuse, before anything runs, an access report source that cannot serve `bot` here."""
+    if access_report_step(bot) is None:
+        raise UsageError(
+            f"{bot.name}: its first step does not start from an access report "
+            "(manifest: access_report)"
+        )
+    if source == FRESH and rpa.on_bots_host:
         raise UsageError(
             f"{bot.name}: --access-report fresh collects every host's record over SSH, which "
             "a bots host cannot do: use --access-report published (the controller's newest)"
         )
+
+
+def _fresh(rpa: RpaContext, bot: Bot) -> tuple[dict[str, Any], dict[str, Any]]:
     made = make_report(
         rpa.ctx,
         out_dir=rpa.ctx.artifacts / "access",
@@ -74,8 +91,7 @@ def report_seed(
     rpa: RpaContext, bot: Bot, source: Source, *, now: datetime | None = None
 ) -> ReportSeed:
     """The bot's seed with the environment's access report from `source` in it."""
-    if access_report_step(bot) is None:
-        raise UsageError(f"{bot.name}: its first step does not start from an access report")
+    check_source(rpa, bot, source)
     report, about = _fresh(rpa, bot) if source == FRESH else _published(rpa, bot, now)
     items = seed_with_report(bot, report, rpa.model)
     return ReportSeed(items=items, details={"access_report": about})

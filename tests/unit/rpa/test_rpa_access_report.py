@@ -344,3 +344,18 @@ def test_cli_run_on_a_fresh_report_then_on_the_published_one(
     result = CliRunner().invoke(cli, _run_args("--access-report", "fresh", "--no-seed"))
     assert result.exit_code == 1
     assert "--access-report seeds the first step" in str(result.exception)
+    result = CliRunner().invoke(cli, _run_args("--access-report", "published", "--step", "reporte"))
+    assert "--access-report seeds the first step" in str(result.exception)
+    # A bots host cannot collect the records (no SSH to the hosts): refused before anything.
+    monkeypatch.setenv("GESTIC_ROBOTS_ENV", str(robots_env.path))
+    result = CliRunner().invoke(cli, _run_args("--access-report", "fresh"))
+    assert "a bots host cannot do: use --access-report published" in str(result.exception)
+    assert len(calls) == 1
+    robots = ["--inventory", str(LAB_INVENTORY), "rpa", "--robots", str(ROOT / "robots")]
+    result = CliRunner().invoke(cli, [*robots, "run", "conciliacion-pagos", "--access-report",
+                                      "published"])  # fmt: skip
+    assert "conciliacion-pagos: its first step does not start from an access report" in str(
+        result.exception
+    )
+    with Ledger(url) as ledger:
+        assert len(ledger.runs(kind="rpa.run")) == 2  # the refused runs recorded nothing
