@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gestic.environments.context import Context
+from gestic.errors import AccessReportError, GesticError
 from gestic.procedures.access.published import PublishedReport
 from gestic.procedures.access.records import collect_records, read_record_dir
 from gestic.procedures.access.report import AccessReport, build_report, report_json, write_report
@@ -87,7 +88,12 @@ def make_report(
         )
         published = None
         if publish is not None:
-            published = publish(data, source, run.run_id)
+            try:
+                published = publish(data, source, run.run_id)
+            except GesticError as exc:  # e.g. the shared ledger's port forward
+                raise AccessReportError(
+                    f"access report written to {out_dir}, but not published for the bots: {exc}"
+                ) from exc
             run.add_details(published={"id": published.id, "sha256": published.sha256})
             log(f"access report: published for the bots (report {published.id})")
         if result.critical:

@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from gestic.cli.main import cli
+from gestic.cli.rpa_context import RpaContext
 from gestic.environments.context import Context
-from gestic.errors import AccessReportError
+from gestic.errors import AccessReportError, TunnelError
 from gestic.procedures.access import make, published
 from gestic.procedures.access.published import AccessReports
 from gestic.store.ledger import Ledger
@@ -148,3 +149,25 @@ def test_cli_report_over_ssh_is_published_and_one_from_records_only_when_asked(
     result = CliRunner().invoke(cli, [*args, "--no-publish"])
     assert "published" not in result.output
     assert len(calls) == 2
+
+
+def test_a_report_that_cannot_be_published_is_written_and_says_so(
+    tmp_path: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collected_over_ssh(monkeypatch)
+
+    def unreachable(self: RpaContext, report: object, source: str, run_id: int) -> None:
+        raise TunnelError("ssh svc-p1: the port forward to 10.213.1.21:5432 did not open")
+
+    monkeypatch.setattr(RpaContext, "publish_access_report", unreachable)
+    out = tmp_path / "o"
+    args = ["--inventory", str(LAB_INVENTORY), "access", "report", "--output", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert isinstance(result.exception, AccessReportError)
+    assert str(result.exception) == (
+        f"access report written to {out}, but not published for the bots: ssh svc-p1: the port "
+        "forward to 10.213.1.21:5432 did not open"
+    )
+    assert (out / "access-report.json").is_file()
+    (run,) = Ledger(ledger_url).runs(kind="access.report")
+    assert (run.status, run.summary) == ("failed", str(result.exception))
