@@ -379,10 +379,9 @@ class Runner:
         values = {**bot.manifest.variables, **(variables or {})}
         budget = max_minutes * 60 if max_minutes is not None else None
         with (
-            self.ledger.record(kind=kind, target=bot.name) as run,
+            self.ledger.record(kind=kind, target=bot.name, details=dict(details or {})) as run,
             QueueBroker(self.queue) as broker,
         ):
-            run.add_details(details)
             run_dir = self.artifacts / "rpa" / bot.name / str(run.run_id)
             run_dir.mkdir(parents=True, exist_ok=True)
             seeded = self.seed(bot, steps[0], seed, run_id=run.run_id) if seed else []
