@@ -186,6 +186,11 @@ class PayloadError(QueueError):
     """A work item's payload is not a JSON object of bounded size."""
 
 
+class AccessReportError(RpaError):
+    """An access report could not be published, or none recent enough has been published for
+    a bot that reviews it (gestic.procedures.access.published)."""
+
+
 # --- Monitoring and incidents.
 
 

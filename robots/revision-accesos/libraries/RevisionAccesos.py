@@ -1,12 +1,16 @@
 """Keywords of the access review bot (revisión de accesos).
 
-The access report (``gestic access report`` JSON, or the hosts' ``/etc/gestic/access.json``
-gathered in one file) lists the local accounts of every host; the HR roster lists staff with
-their state (activo/retirado). Each host account becomes one work item; its decision is
-``conservar`` (active staff), ``revocar`` (left, or no HR record), or ``ya_bloqueada`` (not
-active but already locked). The proposal is a YAML fragment for the access model
-(``gestic_accounts``: ``state: removed`` with date and ticket) that a person reviews and
-commits: this bot never deletes or locks anything itself.
+The access report (``gestic access report``'s ``access-report.json``: ``hosts.<host>`` with
+``recorded``, ``error`` and ``accounts``, each account as the host's ``/etc/gestic/access.json``
+records it) lists the local accounts of every host; the HR roster lists staff with their state
+(activo/retirado). Each host account becomes one work item; its decision is ``conservar``
+(active staff), ``revocar`` (left, or no HR record), or ``ya_bloqueada`` (not active but
+already locked). Accounts that are not people are left out: the service accounts of the
+payload, the automation account (``access: automation``) and system accounts (uid < 1000).
+A host whose record could not be read becomes one item too, rejected as ``HOST_SIN_REGISTRO``:
+the review of that host is missing, and the run says so. The proposal is a YAML fragment for
+the access model (``gestic_accounts``: ``state: removed`` with date and ticket) that a person
+reviews and commits: this bot never deletes or locks anything itself.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import yaml
 from robot.api.deco import keyword, library
 
 FIRST_HUMAN_UID = 1000
+#: The access kind the hosts' records give the account Ansible logs in as.
+AUTOMATION = "automation"
 
 
 def _accounts_of(entry: Any) -> list[Any]:
@@ -54,13 +60,18 @@ class RevisionAccesos:
         skip = set(servicio)
         out = []
         for host, entry in sorted(hosts.items()):
+            if isinstance(entry, dict) and entry.get("recorded") is False:
+                out.append({"host": host, "sin_registro": entry.get("error") or "sin registro"})
+                continue
             for account in _accounts_of(entry):
                 if not isinstance(account, dict):
                     out.append({"host": host, "registro": account})
                     continue
                 name = account.get("username") or account.get("user") or account.get("name")
                 uid = account.get("uid")
-                if name in skip or (isinstance(uid, int) and uid < FIRST_HUMAN_UID):
+                if name in skip or account.get("access") == AUTOMATION:
+                    continue
+                if isinstance(uid, int) and uid < FIRST_HUMAN_UID:
                     continue
                 out.append(
                     {
@@ -78,6 +89,13 @@ class RevisionAccesos:
     def decidir(self, item: dict[str, Any]) -> dict[str, Any]:
         """conservar, revocar or ya_bloqueada; rechazado (with a code) for a bad record."""
         base = {"host": item.get("host"), "cuenta": item.get("cuenta")}
+        if item.get("sin_registro") and item.get("host"):
+            return {
+                **base,
+                "decision": "rechazado",
+                "codigo": "HOST_SIN_REGISTRO",
+                "motivo": f"sin registro de accesos del host: {item['sin_registro']}",
+            }
         if not item.get("cuenta") or not item.get("host"):
             return {
                 **base,

@@ -8,11 +8,12 @@ import click
 from rich.table import Table
 
 from gestic.cli.options import lang_option
+from gestic.cli.rpa_context import RpaContext
 from gestic.console import console
 from gestic.environments.context import Context
 from gestic.errors import GesticError
-from gestic.procedures.access.records import collect_records, read_record_dir
-from gestic.procedures.access.report import AccessReport, build_report, write_report
+from gestic.procedures.access.make import make_report
+from gestic.procedures.access.report import AccessReport
 
 _STATUS_STYLE = {
     "access": "green",
@@ -62,54 +63,42 @@ def _print(report: AccessReport, lang: str) -> None:
     help="Read the hosts' records from access-<host>.json files in this directory instead of "
     "collecting them over SSH (e.g. the records/ of an earlier report).",
 )
+@click.option(
+    "--publish/--no-publish",
+    default=None,
+    help="Publish the report for the bots into the environment's shared RPA ledger "
+    "(default: a report collected over SSH is published, one read with --records is not).",
+)
 @click.pass_obj
-def report(obj: Context, output: Path | None, lang: str, records: Path | None) -> None:
+def report(
+    obj: Context, output: Path | None, lang: str, records: Path | None, publish: bool | None
+) -> None:
     """Collect /etc/gestic/access.json from every host and write the access inventory.
 
     Writes access-report.json, access-inventory.csv, access-people.csv, access-report.html
-    and the raw records; the run is kept in the ledger. Exits with an error when a host has
-    no record or a finding is critical (an incomplete removal, an undeclared active account,
-    undeclared keys, groups or sudo).
+    and the raw records; the run is kept in the ledger, and the report is published into the
+    shared RPA ledger, where a scheduled access review (revision-accesos) on a bots host
+    finds it. Exits with an error when a host has no record or a finding is critical (an
+    incomplete removal, an undeclared active account, undeclared keys, groups or sudo).
     """
-    model = obj.model
     out_dir = output or obj.artifacts / "access"
-    source = str(records) if records else "ssh"
-    with obj.ledger.record(kind="access.report", target=model.environment) as run:
-        errors: dict[str, str] = {}
-        if records is not None:
-            texts = read_record_dir(records, sorted(model.hosts))
-        else:
-            obj.access.write(model)
-            texts, errors = collect_records(
-                inventory=obj.inventory / "hosts.yml",
-                access=obj.access,
-                artifacts_dir=obj.artifacts / "ansible",
-            )
-        result = build_report(model, texts, errors)
-        paths = write_report(result, out_dir, lang=lang, texts=texts if records is None else None)
-        summary = result.summary()
-        counts = summary["findings"]
-        run.summary = (
-            f"{summary['hosts_recorded']}/{summary['hosts']} hosts, "
-            f"{summary['people_with_access']} people with access, "
-            f"{summary['removed_accounts_locked']}/{summary['removed_accounts_found']} removed "
-            f"accounts locked, {summary['undeclared_accounts']} undeclared, "
-            f"{counts['critical']} critical findings"
-        )
-        run.add_details(
-            source=source,
-            files=[str(p) for p in paths],
-            summary=summary,
-            critical=[f.as_dict("en") for f in result.critical],
-        )
-        if result.critical:
-            run.fail(run.summary)
-    _print(result, lang)
-    for path in paths:
+    if publish is None:
+        publish = records is None
+    rpa = RpaContext(obj, None)
+    made = make_report(
+        obj,
+        out_dir=out_dir,
+        lang=lang,
+        records=records,
+        publish=rpa.publish_access_report if publish else None,
+        log=console.print,
+    )
+    _print(made.report, lang)
+    for path in made.paths:
         console.print(f"wrote {path}")
-    console.print(run.summary)
-    if result.critical:
+    console.print(made.summary)
+    if made.report.critical:
         raise GesticError(
-            f"access report: {len(result.critical)} critical findings "
+            f"access report: {len(made.report.critical)} critical findings "
             f"(see {out_dir / 'access-report.html'})"
         )

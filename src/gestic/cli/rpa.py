@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
-import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,23 +16,27 @@ from rich.live import Live
 from rich.table import Table
 
 from gestic.cli.options import lang_option
+from gestic.cli.rpa_access import (
+    FRESH,
+    PUBLISHED,
+    Source,
+    check_source,
+    report_seed,
+)
 from gestic.cli.rpa_context import RpaContext
+from gestic.cli.rpa_scheduled import env_inbox, inbox_address, scheduled_run
 from gestic.console import console
 from gestic.environments.context import Context
 from gestic.errors import RpaError
-from gestic.rpa.intake import Inbox
 from gestic.rpa.manifest import Bot, load_seed
 from gestic.rpa.report import write_report
 from gestic.rpa.results import BotRun
 from gestic.rpa.robot_process import interrupt_event
 from gestic.rpa.schedule import Scheduler, timezone
-from gestic.rpa.sftp_inbox import InboxAddress
-from gestic.rpa.site_inputs import bot_variables, inbox_of, open_inbox
+from gestic.rpa.site_inputs import bot_variables
 from gestic.rpa.sla import Period, at_risk
 
 F = TypeVar("F", bound=Callable[..., Any])
-#: How long a bots host that lost a fire to another waits for that host to queue its seed.
-SEEDING_WAIT_S = 120.0
 
 
 def lab_option() -> Callable[[F], F]:
@@ -62,24 +64,6 @@ def _run_variables(
         return {**bot_variables(rpa.model, bot), **given}
     rpa.warn_lab_addresses(bot, given)
     return given
-
-
-def _inbox_address(rpa: RpaContext, bot: Bot) -> InboxAddress:
-    address = inbox_of(rpa.model, bot)
-    if address is None:
-        raise RpaError(f"{bot.name}: its first step takes no files from an inbox (manifest: inbox)")
-    return address
-
-
-@contextlib.contextmanager
-def _inbox(
-    rpa: RpaContext, bot: Bot, *, key: Path | None = None, known_hosts: Path | None = None
-) -> Iterator[tuple[Inbox, float]]:
-    """The partner's inbox the bot's first step takes files from, logged in; and how long a
-    file must stay unchanged before it is taken."""
-    address = _inbox_address(rpa, bot)
-    with open_inbox(address, key_file=key, known_hosts=known_hosts) as inbox:
-        yield inbox, address.settle_s
 
 
 @click.group(name="rpa")
@@ -189,6 +173,16 @@ def _print_run(result: BotRun) -> None:
     default=None,
     help="known_hosts with the transfer host's key (default: GESTIC_RPA_INBOX_KNOWN_HOSTS).",
 )
+@click.option(
+    "--access-report",
+    "access_report",
+    type=click.Choice([FRESH, PUBLISHED]),
+    default=None,
+    help="For a bot that reviews the access report (manifest: access_report): 'fresh' makes "
+    "the environment's report now, as `gestic access report` does (the controller), "
+    "'published' takes the newest one published into the shared ledger (as the scheduler "
+    "does); instead of the seed's fixture.",
+)
 @lab_option()
 @click.pass_obj
 def run(
@@ -203,6 +197,7 @@ def run(
     from_inbox: bool,
     inbox_key: Path | None,
     inbox_known_hosts: Path | None,
+    access_report: Source | None,
     in_lab: bool,
 ) -> None:
     """Run BOT: seed its first step, then work each step's queue with N robots.
@@ -214,19 +209,27 @@ def run(
     bot = rpa.bot(bot_name)
     if from_inbox and (input_file is not None or no_seed or from_step is not None):
         raise RpaError("--from-inbox starts the first step: not with --input, --no-seed or --step")
+    if access_report and (input_file or no_seed or from_step is not None or from_inbox):
+        raise RpaError("--access-report seeds the first step: not with --input, --no-seed, "
+                       "--step or --from-inbox")  # fmt: skip
+    if access_report is not None:
+        check_source(rpa, bot, access_report)  # before anything is built or started
     if from_inbox:
-        _inbox_address(rpa, bot)  # before anything is built or started
+        inbox_address(rpa, bot)  # before anything is built or started
     values = _run_variables(rpa, bot, _parse_vars(variables), in_env=in_lab or from_inbox)
     first = bot.step(from_step) if from_step else bot.manifest.steps[0]
-    seed = None
+    seed, details = None, None
     if input_file is not None:
         seed = load_seed(input_file)
-    elif not no_seed and not from_inbox and first.seed is not None:
+    elif not no_seed and not from_inbox and first.seed is not None and not access_report:
         seed = load_seed(bot.root / first.seed)
-    runner = rpa.runner(in_lab=in_lab)
+    runner = rpa.runner(in_lab=in_lab)  # the queue's database opens before any report is made
+    if access_report is not None:
+        seeded = report_seed(rpa, bot, access_report)
+        seed, details = seeded.items, seeded.details
     with contextlib.ExitStack() as stack:
         inbox, settle_s = (
-            stack.enter_context(_inbox(rpa, bot, key=inbox_key, known_hosts=inbox_known_hosts))
+            stack.enter_context(env_inbox(rpa, bot, key=inbox_key, known_hosts=inbox_known_hosts))
             if from_inbox
             else (None, 0.0)
         )
@@ -241,6 +244,7 @@ def run(
             stop=stop,
             inbox=inbox,
             settle_s=settle_s,
+            details=details,
         )
     _print_run(result)
     if not result.ok:
@@ -430,37 +434,11 @@ def schedule(
         return
     runner = rpa.runner(in_lab=in_lab)
 
-    host = socket.gethostname()
-
-    def run_one(bot: Bot, due: datetime) -> None:
-        console.print(f"{datetime.now(tz):%Y-%m-%d %H:%M:%S} {bot.name}: scheduled run ({due})")
-        first = bot.manifest.steps[0]
-        values = bot_variables(rpa.model, bot)
-        start = functools.partial(
-            runner.run_bot, bot, workers=workers, variables=values, stop=stop, kind="rpa.schedule"
-        )
-        # Every bots host fires the same schedule, and the shared queue hands each item out
-        # once. Every host takes the inbox's files (each file is taken once, by content); a
-        # seed is queued only by the host that claims the fire first.
-        if first.inbox is not None:  # the partner's files, never the fixtures
-            with _inbox(rpa, bot) as (inbox, settle_s):
-                result = start(inbox=inbox, settle_s=settle_s)
-        elif (first_claim := runner.queue.claim_fire(bot.name, due, host=host)) is None:
-            result = start(
-                seed=load_seed(bot.root / first.seed) if first.seed else None,
-                on_seeded=functools.partial(runner.queue.fire_seeded, bot.name, due),
-            )
-        else:
-            console.print(f"{bot.name}: {first_claim} seeds this run; this host helps work it")
-            if not runner.queue.wait_fire_seeded(bot.name, due, timeout_s=SEEDING_WAIT_S):
-                console.print(f"{bot.name}: no seed in {SEEDING_WAIT_S:.0f}s; working its queues")
-            result = start()
-        console.print(f"{bot.name}: {result.summary()}")
-
     def report_error(bot: Bot, exc: Exception) -> None:
         console.print(f"[red]{bot.name}: scheduled run failed:[/] {exc}")
 
     with interrupt_event() as stop:
+        run_one = scheduled_run(rpa, runner, workers=workers, stop=stop)
         scheduler = Scheduler(bots=enabled, run=run_one, tz=tz, stop=stop, on_error=report_error)
         console.print(f"scheduling {len(scheduler.plan(datetime.now(UTC)))} bots ({tz.key})")
         done = scheduler.serve(max_runs=max_runs)

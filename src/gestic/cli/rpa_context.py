@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -22,6 +23,7 @@ from gestic.lab.network import netns_exists
 from gestic.model import Model, load_model
 from gestic.model.rpa_schema import Rpa
 from gestic.model.schema import required
+from gestic.procedures.access.published import AccessReports, PublishedReport
 from gestic.rpa.manifest import Bot, Catalog, catalog
 from gestic.rpa.queue import WorkQueue
 from gestic.rpa.robots_env import ROBOTS_ENV_ENV, RobotsEnv
@@ -39,6 +41,7 @@ class RpaContext:
         self.ctx = ctx
         self.robots = (robots or Path(os.environ.get(ROBOTS_ENV) or ctx.root / "robots")).resolve()
         self._queue: WorkQueue | None = None
+        self._reports: AccessReports | None = None
         self._catalog: Catalog | None = None
         self._model: Model | None = None
         self._url: str | None = None
@@ -74,6 +77,9 @@ class RpaContext:
         if self._queue is not None:
             self._queue.close()
             self._queue = None
+        if self._reports is not None:
+            self._reports.close()
+            self._reports = None
         self._url = None
         self._opened.close()
 
@@ -128,6 +134,20 @@ class RpaContext:
             self.ctx.state.mkdir(parents=True, exist_ok=True)
             self._queue = WorkQueue(self.ledger_url)
         return self._queue
+
+    @property
+    def access_reports(self) -> AccessReports:
+        """The access reports published for the bots, in the queue's database."""
+        if self._reports is None:
+            self.ctx.state.mkdir(parents=True, exist_ok=True)
+            self._reports = AccessReports(self.ledger_url)
+        return self._reports
+
+    def publish_access_report(
+        self, report: dict[str, Any], source: str, run_id: int
+    ) -> PublishedReport:
+        """Publish a report `gestic access report` made (make_report's `publish`)."""
+        return self.access_reports.publish(report, source=source, run_id=run_id)
 
     def env(self) -> RobotsEnv:
         prebuilt = os.environ.get(ROBOTS_ENV_ENV)

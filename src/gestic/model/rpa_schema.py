@@ -88,3 +88,7 @@ class Rpa(_Frozen):
     """Robot variables per bot in this environment, over its manifest's. `{service}` in a
     value is that service's address (its first host's), e.g. `http://{portal}`."""
     ledger: Annotated[RpaLedger | None, BeforeValidator(_absent_if_empty)] = None
+    access_report_max_age_hours: float = Field(default=36, gt=0)
+    """A scheduled run of a bot that reviews the access report (a manifest step's
+    `access_report:`) starts from the newest report `gestic access report` published into the
+    shared ledger, if it is not older than this; else the run fails."""

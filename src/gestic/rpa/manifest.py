@@ -21,6 +21,8 @@ A manifest says what a bot's queues are, when it runs, and its service level::
         queue: conciliacion-pagos.archivos
         suite: tasks/productor.robot
         seed: devdata/work-items-in/pagos/work-items.json
+        # inbox: pagos-banco               # a scheduled run: the partner's files instead
+        # access_report: access-report.json  # or: this seed file is the environment's
       - name: consumidor
         queue: conciliacion-pagos.pagos
         suite: tasks/consumidor.robot
@@ -47,6 +49,8 @@ MANIFEST = "manifest.yaml"
 
 QueueName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9.-]{1,100}$")]
 StepName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+FileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")]
+"""The name of a work item's file (no directory)."""
 
 
 class _Frozen(BaseModel):
@@ -64,6 +68,10 @@ class Step(_Frozen):
     #: The environment's inbox (gestic_rpa.intake.inboxes) whose new files a scheduled run
     #: starts this step with, one item each (`seed` stays for runs without the inbox).
     inbox: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,40}$")] | None = None
+    #: The file of the seed's items that is the environment's access report
+    #: (`gestic access report`'s JSON): a run with `--access-report fresh|published`, and every
+    #: scheduled run, put the environment's report there in place of the seed's fixture.
+    access_report: FileName | None = None
     #: How long one robot of this step may run before it is stopped.
     timeout_minutes: float = Field(default=30, gt=0)
 
@@ -176,6 +184,9 @@ def load_bot(root: Path) -> Bot:
             add(("steps", i, "seed"), f"seed work items {root / step.seed} not found")
         if step.inbox is not None and i > 0:
             add(("steps", i, "inbox"), "only the first step takes files from an inbox")
+        if step.access_report is not None:
+            for problem in _access_report_problems(root, step, first=i == 0):
+                add(("steps", i, "access_report"), problem)
     if manifest.schedule is not None and (why := cron_problem(manifest.schedule)):
         add(("schedule",), why)
     if manifest.backoff_max_seconds < manifest.backoff_seconds:
@@ -185,6 +196,34 @@ def load_bot(root: Path) -> Bot:
     if problems.items:
         raise ManifestError(_invalid(problems))
     return Bot(manifest=manifest, root=root)
+
+
+def _access_report_problems(root: Path, step: Step, *, first: bool) -> list[str]:
+    """Why a step's `access_report` cannot be used (none: it can)."""
+    if not first:
+        return ["only the first step starts from the access report"]
+    if step.inbox is not None:
+        return ["a step starts from an inbox or from the access report, not both"]
+    if step.seed is None:
+        return ["needs the step's seed: its items carry the other inputs, and the access "
+                "report replaces their file of this name"]  # fmt: skip
+    try:
+        items = json.loads((root / step.seed).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # the seed's own problem is reported when it is read
+    if not isinstance(items, list) or not items:
+        return [f"the seed {step.seed} has no work items to put the access report in"]
+    missing = [
+        i
+        for i, item in enumerate(items)
+        if not isinstance(item, dict)
+        or not isinstance(item.get("files"), dict)
+        or step.access_report not in item["files"]
+    ]
+    if missing:
+        where = ", ".join(str(i) for i in missing)
+        return [f"the seed's item(s) {where} have no file '{step.access_report}' to replace"]
+    return []
 
 
 def _invalid(problems: Problems) -> str:

@@ -383,6 +383,18 @@ class QueueStore:
                 .values(seeded_at=utcnow())
             )
 
+    def release_fire(self, bot: str, due: datetime) -> None:
+        """Give up a claimed fire that was never seeded (its seeding failed): the next try, on
+        this host or another, may claim it again."""
+        with self._guard(f"release the scheduled run of {bot}"), self._engine.begin() as conn:
+            conn.execute(
+                delete(fires_table).where(
+                    fires_table.c.bot == bot,
+                    fires_table.c.due_at == due,
+                    fires_table.c.seeded_at.is_(None),
+                )
+            )
+
     def wait_fire_seeded(
         self, bot: str, due: datetime, *, timeout_s: float, poll_s: float = 1.0
     ) -> bool:

@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from gestic.errors import RpaError
 from gestic.rpa.broker import QueueBroker
@@ -365,10 +365,12 @@ class Runner:
         inbox: Inbox | None = None,
         settle_s: float = SETTLE_S,
         on_seeded: Callable[[], None] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> BotRun:
         """Seed the first step (from `seed`, or one item per new file of `inbox`), then work
-        every step in order; recorded as one run. `on_seeded` is called once the first step's
-        new items are queued, before any robot starts."""
+        every step in order; recorded as one run (`details`, e.g. where the seed came from,
+        kept in its ledger row). `on_seeded` is called once the first step's new items are
+        queued, before any robot starts."""
         if workers < 1:
             raise RpaError(f"--workers must be at least 1, not {workers}")
         if self.netns is not None:
@@ -379,7 +381,7 @@ class Runner:
         values = {**bot.manifest.variables, **(variables or {})}
         budget = max_minutes * 60 if max_minutes is not None else None
         with (
-            self.ledger.record(kind=kind, target=bot.name) as run,
+            self.ledger.record(kind=kind, target=bot.name, details=dict(details or {})) as run,
             QueueBroker(self.queue) as broker,
         ):
             run_dir = self.artifacts / "rpa" / bot.name / str(run.run_id)

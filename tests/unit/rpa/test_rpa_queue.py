@@ -409,5 +409,10 @@ def test_a_scheduled_fire_is_claimed_by_one_host_of_many(url: str, queue: WorkQu
     # the next fire is a new claim; the losers see the seeding once the winner says so
     assert queue.claim_fire("b", DUE + timedelta(days=1), host="web-a1") is None
     assert not queue.wait_fire_seeded("b", DUE, timeout_s=0.3, poll_s=0.1)
+    # a fire whose seeding failed is given up, and claimed again by the next try
+    queue.release_fire("b", DUE)
+    assert queue.claim_fire("b", DUE, host="web-a1") is None
     queue.fire_seeded("b", DUE)
     assert queue.wait_fire_seeded("b", DUE, timeout_s=0)
+    queue.release_fire("b", DUE)  # seeded: kept, never seeded twice
+    assert queue.claim_fire("b", DUE, host="svc-p1") == "web-a1"
