@@ -29,7 +29,9 @@ from gestic.procedures.dr.plan import PLAN_FILE, load_plan
 Step = tuple[str, Callable[[], None]]
 DEMO_BOTS = {"conciliacion-pagos": False, "actualizacion-datos": True, "revision-accesos": False}
 """Bots the demo runs, in order, and whether each works inside the lab's network: the browser
-bot updates the real portal on web-p1; the other two work on their files (devdata)."""
+bot updates the real portal on web-p1; the other two work on their files (devdata), except
+that the access review reviews a fresh access report of the lab (DEMO_BOT_OPTIONS)."""
+DEMO_BOT_OPTIONS: dict[str, dict[str, object]] = {"revision-accesos": {"access_report": "fresh"}}
 
 
 def for_phase(phase: str, click_ctx: click.Context, obj: Context) -> list[Step]:
@@ -76,7 +78,7 @@ def _robots(click_ctx: click.Context, obj: Context) -> list[Step]:
     def run(bot: str, in_lab: bool) -> Callable[[], None]:
         def action() -> None:
             with click.Context(rpa.COMMAND, parent=click_ctx, obj=RpaContext(obj, None)) as sub:
-                sub.invoke(rpa.run, bot_name=bot, in_lab=in_lab)
+                sub.invoke(rpa.run, bot_name=bot, in_lab=in_lab, **DEMO_BOT_OPTIONS.get(bot, {}))
 
         return action
 
