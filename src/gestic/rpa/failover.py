@@ -117,47 +117,59 @@ def probe_unit(
     return None
 
 
+Outcome = tuple[str | None, str]
+"""(why the probe does not pass yet, or None; what it saw when it passes)."""
+
+
 def probe_ledger(probe: dict[str, Any], *, env_file: Path, expect_host: str | None) -> str | None:
     """None if the scheduler's ledger is the expected one, opens, and `table` has enough rows."""
+    return check_ledger(probe, env_file=env_file, expect_host=expect_host)[0]
+
+
+def check_ledger(probe: dict[str, Any], *, env_file: Path, expect_host: str | None) -> Outcome:
+    """`probe_ledger` with what it saw: "<table> on <host>: <n> rows"."""
     table = str(probe.get("table", "gestic_runs"))
     if not TABLE.match(table):
-        return f"table {table!r} is not a SQL name"
+        return f"table {table!r} is not a SQL name", ""
     url = ledger_url_of(read_env_file(env_file), env_file)
     host = ledger_host(url)
     if expect_host is not None and host != expect_host:
-        return f"the scheduler's ledger is on {host or 'this host (SQLite)'}, not on {expect_host}"
+        return (
+            f"the scheduler's ledger is on {host or 'this host (SQLite)'}, not on {expect_host}",
+            "",
+        )
     if host is None:
         path = make_url(url).database or ""
         if not Path(path).is_file():  # never create one: the scheduler's user owns it
-            return f"the scheduler's SQLite ledger {path} does not exist (yet)"
+            return f"the scheduler's SQLite ledger {path} does not exist (yet)", ""
     try:
         engine = make_engine(url, error=RpaError, what="RPA ledger")
     except RpaError as exc:
-        return str(exc)
+        return str(exc), ""
     try:
         with engine.connect() as conn:
             rows = int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
     except SQLAlchemyError as exc:
-        return f"{masked(url)}: {cause(exc)}"
+        return f"{masked(url)}: {cause(exc)}", ""
     finally:
         engine.dispose()
     minimum = int(probe.get("min_value", 0))
     if rows < minimum:
-        return f"{table} on {host or 'SQLite'} has {rows} rows, fewer than {minimum}"
-    return None
+        return f"{table} on {host or 'SQLite'} has {rows} rows, fewer than {minimum}", ""
+    return None, f"{table} on {host or 'SQLite'}: {rows} rows"
 
 
 def _probe_once(
     probe: dict[str, Any], *, env_file: Path, expect_host: str | None, systemctl: Systemctl
-) -> str | None:
+) -> Outcome:
     try:
         if probe["type"] == "unit":
-            return probe_unit(probe, systemctl=systemctl)
+            return probe_unit(probe, systemctl=systemctl), "ok"
         if probe["type"] == "ledger":
-            return probe_ledger(probe, env_file=env_file, expect_host=expect_host)
+            return check_ledger(probe, env_file=env_file, expect_host=expect_host)
     except RpaError as exc:
-        return str(exc)
-    return f"probe type {probe['type']!r} does not run on a bots host (unit, ledger)"
+        return str(exc), ""
+    return f"probe type {probe['type']!r} does not run on a bots host (unit, ledger)", ""
 
 
 def run_probes(
@@ -177,7 +189,7 @@ def run_probes(
         tries = 0
         while True:
             tries += 1
-            problem = _probe_once(
+            problem, seen = _probe_once(
                 probe, env_file=env_file, expect_host=expect_host, systemctl=systemctl
             )
             if problem is None or clock() >= deadline:
@@ -188,7 +200,7 @@ def run_probes(
                 "name": probe.get("name", probe["type"]),
                 "type": probe["type"],
                 "ok": problem is None,
-                "detail": problem or "ok",
+                "detail": problem or seen,
                 "tries": tries,
                 "duration_s": clock() - start,
                 "passed_at": clock() if problem is None else None,

@@ -143,6 +143,7 @@ def test_activate_restarts_then_reports_like_the_backup_agent(tmp_path: Path) ->
     assert systemd.calls[0] == ["restart", "gestic-rpa-scheduler.service"]
     assert result["ok"], result
     assert [p["ok"] for p in result["probes"]] == [True, True]
+    assert [p["detail"] for p in result["probes"]] == ["ok", "gestic_runs on SQLite: 1 rows"]
     assert all(p["passed_at"] for p in result["probes"])
     assert result["restore_s"] == 0.0
     assert {"start_s", "probe_s", "started_at", "finished_at", "snapshot", "marker"} <= set(result)

@@ -40,11 +40,11 @@ def _problems(file: Path, model: Model) -> list[str]:
 
 def test_the_repository_plan_is_valid(model: Model) -> None:
     plan = load_plan(ROOT / PLAN_FILE, model)
-    assert plan.ordered_services() == ["cartera-db", "portal", "rpa"]
+    assert plan.ordered_services() == ["cartera-db", "rpa", "portal"]
     assert plan.restored_services() == ["cartera-db", "portal"]
-    assert [w.name for w in plan.waves] == ["datos", "aplicaciones", "automatizacion"]
+    assert [w.name for w in plan.waves] == ["datos", "automatizacion", "aplicaciones"]
     assert plan.wave_of("rpa").after == ("datos",)
-    assert plan.dependency_closure(["cartera-db"]) == ["cartera-db", "portal", "rpa"]
+    assert plan.dependency_closure(["cartera-db"]) == ["cartera-db", "rpa", "portal"]
     assert plan.dependency_closure(["portal"]) == ["portal"]
     assert plan.critical_path("portal") == ["cartera-db", "portal"]
     assert [e.name for e in plan.endpoints_of("portal")] == ["portal.icetex.lab"]
@@ -146,7 +146,7 @@ def test_host_loss_needs_a_known_host_and_recovers_only_what_ran_there(model: Mo
     assert lost_hosts(ctx, "host-loss", "web-p1") == ["web-p1"]
     assert scope(ctx, plan, ["web-p1"]) == {"portal": "web-a1"}
     # the database's dependents come back with it (they must be pointed at the recovered one)
-    assert list(scope(ctx, plan, ["db-p1"])) == ["cartera-db", "portal", "rpa"]
+    assert list(scope(ctx, plan, ["db-p1"])) == ["cartera-db", "rpa", "portal"]
     assert set(lost_hosts(ctx, "site-loss", None)) == {"web-p1", "db-p1", "svc-p1"}
     # the RPA service moves to the DR site's bots host when the principal's is lost
     assert scope(ctx, plan, ["svc-p1"]) == {"rpa": "web-a1"}
