@@ -70,6 +70,7 @@ class FailbackReport:
     def __init__(self) -> None:
         self.moved: list[str] = []
         self.ledgers: dict[str, str | None] = {}
+        self.errors: dict[str, str] = {}
 
     def event(self, event: dict[str, Any]) -> None:
         data = event.get("event_data", {})
@@ -80,8 +81,14 @@ class FailbackReport:
         if data.get("task") == SWITCH_TASK and res.get("changed"):
             self.moved.append(host)
         elif data.get("task") == STATUS_TASK:
+            said: dict[str, Any] = {}
             with contextlib.suppress(json.JSONDecodeError):
-                self.ledgers[host] = json.loads(res.get("stdout") or "{}").get("ledger_host")
+                said = json.loads(res.get("stdout") or "{}")
+            if res.get("rc", 0) != 0 or "error" in said:
+                why = said.get("error") or (res.get("stderr") or res.get("msg") or "").strip()
+                self.errors[host] = why or f"exited {res.get('rc')}"
+            else:
+                self.ledgers[host] = said.get("ledger_host")
 
     def undone(self, model: Model) -> list[str]:
         back = primary_ledger_host(model) or "its own ledger"
@@ -91,7 +98,9 @@ class FailbackReport:
         expected = primary_ledger_host(model)
         found = []
         for host in hosts:
-            if host not in self.ledgers:
+            if host in self.errors:
+                found.append(f"{host}: the RPA scheduler's ledger is unknown: {self.errors[host]}")
+            elif host not in self.ledgers:
                 found.append(f"{host}: no report of the RPA scheduler's ledger")
             elif self.ledgers[host] != expected:
                 found.append(

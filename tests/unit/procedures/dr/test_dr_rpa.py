@@ -90,6 +90,13 @@ def test_failback_reports_schedulers_moved_back_and_any_left_on_the_copy(
     assert report.leftovers(model, hosts) == [
         "svc-p1: the RPA scheduler uses the ledger on db-a1, not on db-p1"
     ]
+    broken = rpa_service.FailbackReport()
+    broken.event(
+        _event("web-a1", rpa_service.STATUS_TASK, rc=2, stdout='{"ok": false, "error": "no env"}')
+    )
+    assert broken.leftovers(model, ["web-a1"]) == [
+        "web-a1: the RPA scheduler's ledger is unknown: no env"
+    ]
     silent = rpa_service.FailbackReport()
     assert silent.leftovers(model, ["web-a1"]) == [
         "web-a1: no report of the RPA scheduler's ledger"
