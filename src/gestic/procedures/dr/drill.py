@@ -305,6 +305,8 @@ def run_drill(
             )
     lost = lost_hosts(ctx, scenario, host)
     targets = scope(ctx, plan, lost)
+    if test:  # before anyone is asked to confirm anything
+        check_test_bubble(ctx.model, plan, targets, set(targets.values()))
     model = ctx.model
     steps: list[dict[str, Any]] = []
 
@@ -328,8 +330,6 @@ def run_drill(
     for step in plan.steps_at("declare"):
         confirm(step)
     dr_hosts = sorted(set(targets.values()))
-    if test:
-        check_test_bubble(ctx.model, plan, targets, set(dr_hosts))
     save_state(
         ctx,
         {"scenario": scenario, "test": test, "lost": lost, "targets": targets,

@@ -106,9 +106,7 @@ def cleanup(ctx: Context, plan: Plan, *, say: Say = lambda _m: None) -> CleanupR
     started, unusable = start_stopped_hosts(ctx, say=say)
     leftovers += unusable
     cleanup_map: dict[str, list[dict[str, Any]]] = {}
-    for svc in plan.ordered_services():
-        if plan.services[svc].kind != "restore":
-            continue  # the RPA service: its schedulers are pointed back below
+    for svc in plan.restored_services():  # the RPA service's schedulers: below
         for dr_host in model.services[svc].dr_hosts:
             cleanup_map.setdefault(dr_host, []).append(
                 {"service": svc, "units": list(plan.services[svc].start)}

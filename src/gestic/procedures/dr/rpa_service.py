@@ -20,8 +20,9 @@ from gestic.procedures.dr.plan import BOTS_GROUP, Plan
 
 #: The failback's report task (playbooks/roles/rpa_scheduler/tasks/failover.yml).
 STATUS_TASK = "Report which ledger the RPA scheduler uses"
-#: Its task that rewrites the scheduler's environment (changed: the scheduler was moved back).
-SWITCH_TASK = "Point the RPA scheduler at its ledger (its environment holds the ledger's password)"
+#: Its task that restarts a scheduler whose environment it rewrote: it runs (ok, changed) only
+#: when the scheduler was moved back (the rewrite itself is `no_log`, its result censored).
+SWITCH_TASK = "Restart the RPA scheduler on the ledger of the primary site"
 
 
 def rpa_ledger(model: Model, targets: dict[str, str]) -> tuple[str, str]:
