@@ -288,3 +288,52 @@ def test_a_database_the_host_did_not_have_is_dropped_by_cleanup(
     assert result["undone"] == ["database cartera", "database gestic (restored here, none before)"]
     assert pg.databases == {"postgres", "cartera"}
     assert agent.cmd_cleanup(settings)["changed"] is False  # idempotent
+
+
+def test_a_scratch_restore_verifies_each_database_without_owners(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`gestic backup verify` on a host without the service: every database of the backup goes
+    into its own scratch copy, restored with --no-owner (no role needed), and cleanup drops them."""
+    pg = FakePostgres({"postgres"})
+    pg.install(monkeypatch)
+    staging = tmp_path / "staging"
+    restores: list[list[str]] = []
+
+    def run(cmd: list[str], what: str, **_k: Any) -> Any:
+        if "--target" in cmd:
+            dumps = Path(cmd[cmd.index("--target") + 1]) / str(staging).lstrip("/") / "databases"
+            dumps.mkdir(parents=True)
+            for db in ("cartera", "gestic"):
+                (dumps / f"{db}.dump").write_bytes(b"dump")
+        elif "pg_restore" in cmd:
+            restores.append(cmd)
+        return SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    def psql(database: str, sql: str, what: str) -> str:
+        if sql.startswith("CREATE DATABASE"):
+            pg.databases.add(sql.split('"')[1])
+        return ""
+
+    monkeypatch.setattr(agent, "STATE_ROOT", tmp_path / "state")
+    monkeypatch.setattr(
+        agent, "snapshots", lambda *_a, **_k: [{"id": "a", "short_id": "a", "time": "t"}]
+    )
+    monkeypatch.setattr(agent, "run", run)
+    monkeypatch.setattr(agent, "psql", psql)
+    monkeypatch.setattr(agent, "_db_bytes", lambda *_a: 0)
+    monkeypatch.setattr(agent, "marker_read", lambda *_a, **_k: None)
+    settings = {**_settings(tmp_path), "paths": [], "databases": ["cartera", "gestic"]}
+    agent.cmd_recover(settings, mode="scratch", from_host=None, tag=None, repo_name=None, units=[])
+    assert pg.databases == {"postgres", "cartera_gestic_verify", "gestic_gestic_verify"}
+    assert [c[c.index("-d") + 1] for c in restores] == [
+        "cartera_gestic_verify",
+        "gestic_gestic_verify",
+    ]
+    assert all("--no-owner" in c and "--create" not in c for c in restores)
+    result = agent.cmd_cleanup(settings)
+    assert result["undone"] == [
+        "database cartera_gestic_verify",
+        "database gestic_gestic_verify",
+    ]
+    assert pg.databases == {"postgres"}
