@@ -88,7 +88,7 @@ def main() -> None:
     ctx = Context.from_env()
     plan = load_plan(ctx.root / PLAN_FILE, ctx.model)
     throughput = _throughput(ctx, "bkp-a1", args.mb)
-    for service in plan.ordered_services():
+    for service in plan.restored_services():  # the RPA service has no backup
         backup_now(ctx, service)
     drill = run_drill(ctx, plan, scenario="site-loss", test=True, approve=lambda _s: True)
     services = [

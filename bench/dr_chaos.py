@@ -85,7 +85,7 @@ def main() -> int:
     ctx = Context.from_env()
     plan = load_plan(ctx.root / PLAN_FILE, ctx.model)
     chance = random.Random(args.seed)
-    for service in plan.ordered_services():
+    for service in plan.restored_services():  # the RPA service has no backup
         backup_now(ctx, service)
     points: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="gestic-dr-chaos-") as tmp:

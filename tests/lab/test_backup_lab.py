@@ -51,7 +51,9 @@ def test_restore_verification_of_the_database_on_an_isolated_dr_host(lab: Lab) -
     assert result.restore_s is not None
     assert result.restore_s > 0
     assert all(p["ok"] for p in result.probes)
-    assert len(result.probes) == 2
+    # the portfolio's two probes and the shared RPA ledger's (restored with it: gestic)
+    assert [p["name"] for p in result.probes][2] == "la cola y el ledger de los robots volvieron"
+    assert len(result.probes) == 3
     assert result.cleaned, result.leftovers
 
 

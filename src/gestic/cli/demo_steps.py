@@ -45,7 +45,7 @@ def _invoke(click_ctx: click.Context, command: click.Command, **params: object) 
 
 def _backup(click_ctx: click.Context, obj: Context) -> list[Step]:
     plan = load_plan(obj.root / PLAN_FILE, obj.model)
-    services = plan.ordered_services()
+    services = plan.restored_services()  # the RPA service has no backup of its own
     tier1 = [s for s in services if obj.model.services[s].tier == 1]
 
     def run_all() -> None:

@@ -74,7 +74,8 @@ def cross_check_sections(model: Model, problems: Problems, keys: dict[str, Key])
 
 def _check_rpa_ledger(model: Model, problems: Problems) -> None:
     """The shared RPA ledger names a PostgreSQL service of the model whose first host is a
-    database host (group `db`: the database role creates it there), in a database of its own."""
+    database host (group `db`: the database role creates it there), in a database of its own
+    that the service's backups hold (so its DR hosts recover the queue with the portfolio)."""
     ledger = model.rpa.ledger if model.rpa is not None else None
     if ledger is None:
         return
@@ -97,6 +98,13 @@ def _check_rpa_ledger(model: Model, problems: Problems) -> None:
         problems.add(
             (*at, "database"),
             f"'{ledger.database}' is the service's own database: the ledger needs one of its own",
+        )
+    if ledger.database not in service.backup.databases:
+        problems.add(
+            ("gestic_services", service.name, "backup", "databases"),
+            f"the shared RPA ledger's database '{ledger.database}' (gestic_rpa.ledger) lives on "
+            f"'{service.name}' but is not backed up with it: add it to backup.databases "
+            f"(now {list(service.backup.databases)}), so the DR site recovers the queue too",
         )
     host = model.hosts.get(service.hosts[0])
     if host is not None and "db" not in host.groups:

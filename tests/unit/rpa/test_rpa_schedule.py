@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -158,6 +160,16 @@ def test_scheduler_stops_on_request_and_reports_errors(bot_copy: Path) -> None:
     assert errors == ["cada-cuarto: robot exploded"] * 2
     scheduler.stop.set()
     assert scheduler.serve() == 0
+
+
+def test_a_stop_request_ends_the_schedulers_nap_at_once(bot_copy: Path) -> None:
+    """The service's SIGTERM sets `stop`: a restart must not wait for the nap (up to 30 s)."""
+    yearly = _bot(bot_copy, "0 0 1 1 *", "anual")
+    scheduler = Scheduler(bots={"anual": yearly}, run=lambda b, d: None, tz=BOGOTA)
+    threading.Timer(0.2, scheduler.stop.set).start()
+    started = time.monotonic()
+    assert scheduler.serve() == 0
+    assert time.monotonic() - started < 5
 
 
 def test_one_invalid_manifest_leaves_the_other_bots_usable(tmp_path: Path) -> None:

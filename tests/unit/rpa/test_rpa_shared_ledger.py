@@ -312,3 +312,13 @@ def test_postgres_answers_names_a_closed_port() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, not listening: refused
         assert "does not answer" in (postgres_answers(port) or "")
+
+
+def test_the_ledger_must_be_backed_up_with_its_service(lab_inventory: Path) -> None:
+    services = lab_inventory / "group_vars" / "all" / "services.yml"
+    text = services.read_text().replace("databases: [cartera, gestic]", "databases: [cartera]")
+    services.write_text(text)
+    [problem] = [p for p in _problems(lab_inventory) if "is not backed up with it" in p]
+    assert problem.startswith(f"{services}:"), problem
+    assert "gestic_services.cartera-db.backup.databases" in problem
+    assert "'gestic'" in problem

@@ -515,6 +515,7 @@ def cmd_recover(
         keep_aside = previous is None  # a rerun keeps the first pre-recovery copy
         record["aside_paths"] = previous["aside_paths"] if previous else []
         record["aside_databases"] = previous["aside_databases"] if previous else []
+        record["created_databases"] = list((previous or {}).get("created_databases", []))
         for path in settings["paths"]:
             source = restored / path.lstrip("/")
             target = Path(path)
@@ -538,6 +539,11 @@ def cmd_recover(
                     _rename_db(db, aside_db)
                 else:
                     _drop_db(db)
+            elif db not in record["aside_databases"] + record["created_databases"]:
+                # none here before (e.g. a ledger that lives only on the primary host): recorded
+                # before the restore creates it, so cleanup drops it and leaves the host as it was
+                record["created_databases"].append(db)
+                _write_state(service, record)
             # the dump is read by this (root) process: postgres cannot enter the restore dir
             with (staging / "databases" / f"{db}.dump").open("rb") as dump:
                 run(
@@ -628,6 +634,9 @@ def cmd_cleanup(settings: dict[str, Any], units: Sequence[str] = ()) -> dict[str
             _drop_db(db)
             _rename_db(aside_db, db)
             undone.append(f"database {db}")
+        elif db in state.get("created_databases", []) and _pg_running() and _db_exists(db):
+            _drop_db(db)  # the recovery created it: the host had none
+            undone.append(f"database {db} (restored here, none before)")
         if _pg_running() and _db_exists(f"{db}_gestic_verify"):
             _drop_db(f"{db}_gestic_verify")
             undone.append(f"database {db}_gestic_verify")

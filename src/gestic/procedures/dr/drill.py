@@ -27,7 +27,8 @@ from gestic.environments.context import Context
 from gestic.errors import DrillError
 from gestic.lab import host as lab_host
 from gestic.procedures.dr.failback import CleanupResult, Say, cleanup, load_state, save_state
-from gestic.procedures.dr.plan import Plan, Step
+from gestic.procedures.dr.plan import Plan, Step, service_hosts
+from gestic.procedures.dr.rpa_service import check_test_bubble, rpa_ledger
 from gestic.tools.ansible.runner import run_playbook
 
 Scenario = Literal["site-loss", "host-loss"]
@@ -152,13 +153,14 @@ def lost_hosts(ctx: Context, scenario: Scenario, host: str | None) -> list[str]:
 def scope(ctx: Context, plan: Plan, lost: list[str]) -> dict[str, str]:
     """Planned services to recover (in order) -> the DR host that recovers each."""
     model = ctx.model
-    hit = [s for s in plan.ordered_services() if set(model.services[s].hosts) & set(lost)]
+    hosts = {s: service_hosts(model, plan.services[s]) for s in plan.ordered_services()}
+    hit = [s for s in plan.ordered_services() if set(hosts[s][0]) & set(lost)]
     if not hit:
         raise DrillError(f"no planned service runs on {', '.join(lost)}: nothing to recover")
     chosen = plan.dependency_closure(hit)
     targets = {}
     for svc in chosen:
-        dr_hosts = [h for h in model.services[svc].dr_hosts if h not in lost]
+        dr_hosts = [h for h in hosts[svc][1] if h not in lost]
         if not dr_hosts:
             raise DrillError(f"service '{svc}' has no DR host outside the lost hosts {lost}")
         targets[svc] = dr_hosts[0]
@@ -166,7 +168,37 @@ def scope(ctx: Context, plan: Plan, lost: list[str]) -> dict[str, str]:
 
 
 def probes_for(plan: Plan, service: str) -> list[dict[str, Any]]:
-    return [p.model_dump() for p in plan.services[service].probes]
+    return [p.model_dump(exclude_none=True) for p in plan.services[service].probes]
+
+
+def _service_spec(ctx: Context, plan: Plan, svc: str, host: str, targets: dict[str, str]) -> Any:
+    planned = plan.services[svc]
+    spec: dict[str, Any] = {
+        "service": svc,
+        "host": host,
+        "kind": planned.kind,
+        "mode": "live",
+        "units": list(planned.start),
+        "probes": probes_for(plan, svc),
+        "from_host": service_hosts(ctx.model, planned)[0][0],
+    }
+    if planned.kind == "rpa":
+        spec["ledger_host"], spec["expect_host"] = rpa_ledger(ctx.model, targets)
+    return spec
+
+
+def _rpa_rpo(ctx: Context, res: ServiceResult, results: dict[str, ServiceResult]) -> None:
+    """The RPA service's data is the shared ledger: its RPO is that of the ledger's restore
+    (the ledger's dump is in the same snapshot as the RPO marker of its service), or none
+    lost when the ledger's host was not lost (the scheduler stays on it)."""
+    ledger = ctx.model.rpa.ledger if ctx.model.rpa is not None else None
+    if res.status != "ok" or ledger is None:
+        return
+    source = results.get(ledger.service)
+    if source is None:
+        res.marker_at, res.rpo_s = None, 0.0
+    else:  # the snapshot its data came back from
+        res.marker_at, res.rpo_s, res.snapshot = source.marker_at, source.rpo_s, source.snapshot
 
 
 # --- running one wave -------------------------------------------------------------------------
@@ -273,6 +305,8 @@ def run_drill(
             )
     lost = lost_hosts(ctx, scenario, host)
     targets = scope(ctx, plan, lost)
+    if test:  # before anyone is asked to confirm anything
+        check_test_bubble(ctx.model, plan, targets, set(targets.values()))
     model = ctx.model
     steps: list[dict[str, Any]] = []
 
@@ -348,17 +382,7 @@ def run_drill(
                     confirm(step)
         spec = {
             "name": wave.name,
-            "services": [
-                {
-                    "service": svc,
-                    "host": targets[svc],
-                    "mode": "live",
-                    "units": list(plan.services[svc].start),
-                    "probes": probes_for(plan, svc),
-                    "from_host": model.services[svc].hosts[0],
-                }
-                for svc in members
-            ],
+            "services": [_service_spec(ctx, plan, svc, targets[svc], targets) for svc in members],
         }
         say(f"wave {wave.name}: recovering {', '.join(members)}")
         started = time.time()
@@ -372,6 +396,8 @@ def run_drill(
         finished = time.time()
         for svc in members:
             _fill(results[svc], run.per_service.get(svc, {}), run.errors.get(svc), declared_at)
+            if plan.services[svc].kind == "rpa":
+                _rpa_rpo(ctx, results[svc], results)
         stray = [e for k, e in run.errors.items() if k not in members]
         status = "ok" if run.ok else "failed"
         error = "; ".join(f"{s}: {run.errors[s]}" for s in members if s in run.errors)

@@ -16,6 +16,7 @@ from gestic.environments.context import Context
 from gestic.errors import GesticError
 from gestic.lab import host as lab_host
 from gestic.procedures.dr.plan import Plan
+from gestic.procedures.dr.rpa_service import FailbackReport, failback_hosts
 from gestic.tools.ansible.runner import run_playbook
 
 Say = Callable[[str], None]
@@ -105,7 +106,7 @@ def cleanup(ctx: Context, plan: Plan, *, say: Say = lambda _m: None) -> CleanupR
     started, unusable = start_stopped_hosts(ctx, say=say)
     leftovers += unusable
     cleanup_map: dict[str, list[dict[str, Any]]] = {}
-    for svc in plan.ordered_services():
+    for svc in plan.restored_services():  # the RPA service's schedulers: below
         for dr_host in model.services[svc].dr_hosts:
             cleanup_map.setdefault(dr_host, []).append(
                 {"service": svc, "units": list(plan.services[svc].start)}
@@ -115,8 +116,11 @@ def cleanup(ctx: Context, plan: Plan, *, say: Say = lambda _m: None) -> CleanupR
     }
     statuses: dict[str, dict[str, Any]] = {}
     changed: list[str] = []
+    rpa_hosts = failback_hosts(model, plan)
+    rpa = FailbackReport()
 
     def sink(event: dict[str, Any]) -> None:
+        rpa.event(event)
         data = event.get("event_data", {})
         res = data.get("res", {}) or {}
         if event.get("event") == "runner_on_ok" and data.get("task") == STATUS_TASK:
@@ -137,10 +141,13 @@ def cleanup(ctx: Context, plan: Plan, *, say: Say = lambda _m: None) -> CleanupR
             "dr_failback_endpoints": endpoints,
             "dr_failback_endpoint_hosts": sorted(model.hosts),
             "dr_failback_report_hosts": sorted(model.hosts),
+            "dr_failback_rpa_hosts": rpa_hosts,
         },
         event_sink=sink,
     )
+    undone += rpa.undone(model)
     undone += [f"recovery of {c} undone" for c in changed]
+    leftovers += rpa.leftovers(model, rpa_hosts)
     if not result.ok:
         leftovers.append(f"failback playbook failed on {', '.join(result.failed_hosts) or '?'}")
     for name, status in sorted(statuses.items()):

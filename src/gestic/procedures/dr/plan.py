@@ -52,6 +52,9 @@ class SqlProbe(_Frozen):
     query: str = Field(min_length=1)
     min_value: int = 1
     timeout_seconds: int = Field(default=60, ge=1, le=3600)
+    requires: Literal["shared-ledger"] | None = None
+    """`shared-ledger`: a probe of the shared RPA ledger's database, dropped from the plan of an
+    environment whose model declares no gestic_rpa.ledger (its bots keep SQLite ledgers)."""
 
 
 class FileProbe(_Frozen):
@@ -63,13 +66,45 @@ class FileProbe(_Frozen):
     timeout_seconds: int = Field(default=10, ge=1, le=3600)
 
 
-Probe = Annotated[HttpProbe | SqlProbe | FileProbe, Field(discriminator="type")]
+class UnitProbe(_Frozen):
+    """A systemd unit of the RPA service that is active and keeps its main process running."""
+
+    type: Literal["unit"]
+    name: str = Field(min_length=1)
+    unit: Unit
+    settle_seconds: int = Field(default=5, ge=1, le=300)
+    timeout_seconds: int = Field(default=120, ge=1, le=3600)
+
+
+class LedgerProbe(_Frozen):
+    """The RPA scheduler's own ledger URL names the ledger this recovery brought back (the DR
+    copy of gestic_rpa.ledger, when the model shares one), opens, and `table` has rows enough."""
+
+    type: Literal["ledger"]
+    name: str = Field(min_length=1)
+    table: str = Field(default="gestic_runs", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    min_value: int = Field(default=0, ge=0)
+    timeout_seconds: int = Field(default=120, ge=1, le=3600)
+
+
+Probe = Annotated[
+    HttpProbe | SqlProbe | FileProbe | UnitProbe | LedgerProbe, Field(discriminator="type")
+]
+RPA_PROBES = ("unit", "ledger")
+BOTS_GROUP = "bots"
 
 
 class PlanService(_Frozen):
-    """How one service is recovered and proven: targets, dependencies, units, probes."""
+    """How one service is recovered and proven: targets, dependencies, units, probes.
+
+    `kind: restore` (default): a service of the catalogue (gestic_services), restored from its
+    backup on its DR host. `kind: rpa`: the RPA service, which is no catalogue entry: it runs on
+    the bots hosts (group `bots`, one per site), its data is the shared ledger (restored with
+    the ledger's service, which it must depend on), and recovering it points the DR site's
+    scheduler at that copy, restarts it and probes it (unit and ledger probes)."""
 
     name: Name
+    kind: Literal["restore", "rpa"] = "restore"
     rto_minutes: int = Field(gt=0)
     rpo_minutes: int = Field(gt=0)
     depends_on: tuple[Name, ...] = ()
@@ -126,6 +161,10 @@ class Plan(_Frozen):
         """Every planned service in recovery order (wave by wave)."""
         return [s for wave in self.waves for s in wave.services]
 
+    def restored_services(self) -> list[str]:
+        """The planned catalogue services (restored from their backups), in recovery order."""
+        return [s for s in self.ordered_services() if self.services[s].kind == "restore"]
+
     def dependency_closure(self, services: Iterable[str]) -> list[str]:
         """`services` and every planned service that depends on them, in recovery order.
 
@@ -165,7 +204,7 @@ class Plan(_Frozen):
 def _validation_problems(exc: ValidationError, key: Key, problems: Problems) -> None:
     for err in exc.errors():
         # discriminated unions add the tag to the location; keep it readable
-        loc = tuple(p for p in err["loc"] if p not in ("http", "sql", "file"))
+        loc = tuple(p for p in err["loc"] if p not in ("http", "sql", "file", *RPA_PROBES))
         msg = err["msg"]
         if err["type"] == "missing":
             msg = f"missing required key '{loc[-1]}'" if loc else msg
@@ -202,7 +241,24 @@ def load_plan(path: Path, model: Model) -> Plan:
     _cross_check(plan, model, problems, endpoints_raw)
     if problems.items:
         raise PlanError(problems.items)
-    return plan
+    return _for_environment(plan, model)
+
+
+def _for_environment(plan: Plan, model: Model) -> Plan:
+    """The plan without the probes of a shared ledger this environment does not have."""
+    if model.rpa is not None and model.rpa.ledger is not None:
+        return plan
+    services = {
+        name: svc.model_copy(
+            update={
+                "probes": tuple(
+                    p for p in svc.probes if getattr(p, "requires", None) != "shared-ledger"
+                )
+            }
+        )
+        for name, svc in plan.services.items()
+    }
+    return plan.model_copy(update={"services": services})
 
 
 class _EndpointKeys(Problems):
@@ -251,12 +307,16 @@ def _cross_check(plan: Plan, model: Model, problems: Problems, endpoints_raw: An
     before = _wave_ancestors(plan)
     for name, svc in plan.services.items():
         key: Key = ("services", name)
+        if name not in placed:
+            problems.add(key, f"service '{name}' is in no wave")
+        _check_depends_on(plan, name, svc, key, placed, before, problems)
+        if svc.kind == "rpa":
+            _check_rpa_service(model, svc, key, problems)
+            continue
         if name not in model.services:
             problems.add(key, f"unknown service '{name}' (not in gestic_services of the model)")
             continue
         declared = model.services[name]
-        if name not in placed:
-            problems.add(key, f"service '{name}' is in no wave")
         if not declared.dr_hosts:
             problems.add(
                 key,
@@ -275,19 +335,24 @@ def _cross_check(plan: Plan, model: Model, problems: Problems, endpoints_raw: An
                 f"RPO target {svc.rpo_minutes} min is looser than the model's "
                 f"{declared.rpo_minutes} min for '{name}'",
             )
-        for j, dep in enumerate(svc.depends_on):
-            dkey: Key = (*key, "depends_on", j)
-            if dep not in plan.services:
-                problems.add(dkey, f"unknown service '{dep}' (not in the plan's services)")
-            elif name in placed and dep in placed:
-                mine, theirs = plan.waves[placed[name]].name, plan.waves[placed[dep]].name
-                if theirs not in before[mine]:
-                    problems.add(
-                        dkey,
-                        f"'{name}' (wave '{mine}') depends on '{dep}' (wave '{theirs}'), "
-                        f"but wave '{mine}' does not run after wave '{theirs}'",
-                    )
+        ledger = model.rpa.ledger if model.rpa is not None else None
         for j, probe in enumerate(svc.probes):
+            if probe.type == "sql" and probe.requires == "shared-ledger":
+                if ledger is None:
+                    continue  # not in this environment: load_plan drops it
+                if (probe.database, name) != (ledger.database, ledger.service):
+                    problems.add(
+                        (*key, "probes", j, "requires"),
+                        f"a shared-ledger probe queries the ledger's database "
+                        f"'{ledger.database}' on its service '{ledger.service}' "
+                        "(gestic_rpa.ledger)",
+                    )
+            if probe.type in RPA_PROBES:
+                problems.add(
+                    (*key, "probes", j, "type"),
+                    f"a {probe.type} probe runs only on the RPA service (kind: rpa), on a bots "
+                    "host; a restored service is proven by http, sql and file probes",
+                )
             if probe.type == "sql" and probe.database not in declared.backup.databases:
                 problems.add(
                     (*key, "probes", j, "database"),
@@ -308,6 +373,10 @@ def _cross_check(plan: Plan, model: Model, problems: Problems, endpoints_raw: An
         ekey: Key = ("endpoints", names[i] if i < len(names) else i, "service")
         if endpoint.service not in plan.services:
             problems.add(ekey, f"unknown service '{endpoint.service}' (not in the plan)")
+        elif plan.services[endpoint.service].kind != "restore":
+            problems.add(
+                ekey, f"'{endpoint.service}' has no catalogue hosts an endpoint name could follow"
+            )
     for i, step in enumerate(plan.steps):
         if step.at == "before-wave" and step.wave not in waves:
             problems.add(
@@ -325,6 +394,82 @@ def _cross_check(plan: Plan, model: Model, problems: Problems, endpoints_raw: An
                 ("services",),
                 f"service '{name}' of the model is neither planned nor listed under 'excluded'",
             )
+
+
+def _check_depends_on(
+    plan: Plan,
+    name: str,
+    svc: PlanService,
+    key: Key,
+    placed: dict[str, int],
+    before: dict[str, set[str]],
+    problems: Problems,
+) -> None:
+    for j, dep in enumerate(svc.depends_on):
+        dkey: Key = (*key, "depends_on", j)
+        if dep not in plan.services:
+            problems.add(dkey, f"unknown service '{dep}' (not in the plan's services)")
+        elif name in placed and dep in placed:
+            mine, theirs = plan.waves[placed[name]].name, plan.waves[placed[dep]].name
+            if theirs not in before[mine]:
+                problems.add(
+                    dkey,
+                    f"'{name}' (wave '{mine}') depends on '{dep}' (wave '{theirs}'), "
+                    f"but wave '{mine}' does not run after wave '{theirs}'",
+                )
+
+
+def _check_rpa_service(model: Model, svc: PlanService, key: Key, problems: Problems) -> None:
+    """The RPA service: not a catalogue entry, bots hosts on both sites, after its ledger."""
+    if svc.name in model.services:
+        problems.add(
+            (*key, "kind"),
+            f"'{svc.name}' is a service of gestic_services: kind rpa is the RPA service of the "
+            "bots hosts, which has no catalogue entry (use another name, or kind: restore)",
+        )
+        return
+    primary, dr = service_hosts(model, svc)
+    for hosts, site in ((primary, "primary"), (dr, "dr")):
+        if not hosts:
+            problems.add(
+                key,
+                f"the RPA service needs a bots host (group `{BOTS_GROUP}`) on a {site} site; "
+                f"the model has {'none' if not primary + dr else ', '.join(primary + dr)}",
+            )
+    ledger = model.rpa.ledger if model.rpa is not None else None
+    if ledger is not None:
+        if ledger.service not in svc.depends_on:
+            problems.add(
+                (*key, "depends_on"),
+                f"the RPA service's queue and ledger live on '{ledger.service}' "
+                f"(gestic_rpa.ledger): it must depend on it (depends_on: [{ledger.service}])",
+            )
+        elif not model.services[ledger.service].dr_hosts:
+            problems.add(
+                (*key, "depends_on"),
+                f"'{ledger.service}' (the RPA ledger's service) has no dr_hosts in the model",
+            )
+    for j, probe in enumerate(svc.probes):
+        if probe.type not in RPA_PROBES:
+            problems.add(
+                (*key, "probes", j, "type"),
+                "the RPA service restores nothing itself: its probes are "
+                f"{' and '.join(RPA_PROBES)} (the ledger's service's sql probes prove its data)",
+            )
+
+
+def service_hosts(model: Model, svc: PlanService) -> tuple[list[str], list[str]]:
+    """(hosts, DR hosts) of a planned service: the catalogue's, or for the RPA service the
+    bots hosts on the primary sites and on the DR sites."""
+    if svc.kind == "restore":
+        declared = model.services[svc.name]
+        return list(declared.hosts), list(declared.dr_hosts)
+    role = {name: site.role for name, site in model.sites.items()}
+    bots = sorted(h.name for h in model.hosts.values() if BOTS_GROUP in h.groups)
+    return (
+        [h for h in bots if role.get(model.hosts[h].site) == "primary"],
+        [h for h in bots if role.get(model.hosts[h].site) == "dr"],
+    )
 
 
 def _wave_ancestors(plan: Plan) -> dict[str, set[str]]:

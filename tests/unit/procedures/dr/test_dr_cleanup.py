@@ -221,3 +221,119 @@ def test_the_file_marker_is_no_looser_than_its_directory(tmp_path: Path) -> None
 def test_outside_a_lab_no_host_is_started() -> None:
     ctx: Any = SimpleNamespace(is_lab=False)  # no lab stack: touching it would fail
     assert failback.start_stopped_hosts(ctx) == ([], [])
+
+
+class FakePostgres:
+    """The databases of a stand-in PostgreSQL, driven by the agent's psql/pg_restore calls."""
+
+    def __init__(self, databases: set[str]) -> None:
+        self.databases = set(databases)
+        self.restored: list[str] = []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(agent, "_db_exists", lambda name: name in self.databases)
+        monkeypatch.setattr(agent, "_drop_db", self.databases.discard)
+        monkeypatch.setattr(agent, "_pg_running", lambda: True)
+
+        def rename(old: str, new: str) -> None:
+            self.databases.discard(old)
+            self.databases.add(new)
+
+        monkeypatch.setattr(agent, "_rename_db", rename)
+
+
+def test_a_database_the_host_did_not_have_is_dropped_by_cleanup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cartera-db on its DR host: cartera exists there (set aside, put back), the RPA ledger's
+    database gestic does not (restored with --create, then dropped): the host ends as it was."""
+    pg = FakePostgres({"cartera", "postgres"})
+    pg.install(monkeypatch)
+    staging = tmp_path / "staging"
+
+    def run(cmd: list[str], what: str, **_k: Any) -> Any:
+        if "--target" in cmd:
+            dumps = Path(cmd[cmd.index("--target") + 1]) / str(staging).lstrip("/") / "databases"
+            dumps.mkdir(parents=True)
+            for db in ("cartera", "gestic"):
+                (dumps / f"{db}.dump").write_bytes(b"dump")
+        elif "pg_restore" in cmd:
+            name = "cartera" if "cartera" in what else "gestic"
+            assert name not in pg.databases, f"{name} still there before its restore"
+            pg.databases.add(name)
+            pg.restored.append(name)
+        return SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    monkeypatch.setattr(agent, "STATE_ROOT", tmp_path / "state")
+    monkeypatch.setattr(
+        agent, "snapshots", lambda *_a, **_k: [{"id": "a", "short_id": "a", "time": "t"}]
+    )
+    monkeypatch.setattr(agent, "run", run)
+    monkeypatch.setattr(agent, "_db_bytes", lambda *_a: 0)
+    monkeypatch.setattr(agent, "marker_read", lambda *_a, **_k: None)
+    settings = {
+        **_settings(tmp_path),
+        "service": "cartera-db",
+        "paths": [],
+        "databases": ["cartera", "gestic"],
+    }
+    for _ in range(2):  # a rerun keeps the first run's record of what was there before
+        agent.cmd_recover(settings, mode="live", from_host=None, tag=None, repo_name=None, units=[])
+        state = json.loads((tmp_path / "state" / "cartera-db" / "state.json").read_text())
+        assert state["aside_databases"] == ["cartera"]
+        assert state["created_databases"] == ["gestic"]
+    assert pg.restored == ["cartera", "gestic", "cartera", "gestic"]
+    assert pg.databases == {"postgres", "cartera", "cartera_gestic_aside", "gestic"}
+    result = agent.cmd_cleanup(settings)
+    assert result["undone"] == ["database cartera", "database gestic (restored here, none before)"]
+    assert pg.databases == {"postgres", "cartera"}
+    assert agent.cmd_cleanup(settings)["changed"] is False  # idempotent
+
+
+def test_a_scratch_restore_verifies_each_database_without_owners(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`gestic backup verify` on a host without the service: every database of the backup goes
+    into its own scratch copy, restored with --no-owner (no role needed), and cleanup drops them."""
+    pg = FakePostgres({"postgres"})
+    pg.install(monkeypatch)
+    staging = tmp_path / "staging"
+    restores: list[list[str]] = []
+
+    def run(cmd: list[str], what: str, **_k: Any) -> Any:
+        if "--target" in cmd:
+            dumps = Path(cmd[cmd.index("--target") + 1]) / str(staging).lstrip("/") / "databases"
+            dumps.mkdir(parents=True)
+            for db in ("cartera", "gestic"):
+                (dumps / f"{db}.dump").write_bytes(b"dump")
+        elif "pg_restore" in cmd:
+            restores.append(cmd)
+        return SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    def psql(database: str, sql: str, what: str) -> str:
+        if sql.startswith("CREATE DATABASE"):
+            pg.databases.add(sql.split('"')[1])
+        return ""
+
+    monkeypatch.setattr(agent, "STATE_ROOT", tmp_path / "state")
+    monkeypatch.setattr(
+        agent, "snapshots", lambda *_a, **_k: [{"id": "a", "short_id": "a", "time": "t"}]
+    )
+    monkeypatch.setattr(agent, "run", run)
+    monkeypatch.setattr(agent, "psql", psql)
+    monkeypatch.setattr(agent, "_db_bytes", lambda *_a: 0)
+    monkeypatch.setattr(agent, "marker_read", lambda *_a, **_k: None)
+    settings = {**_settings(tmp_path), "paths": [], "databases": ["cartera", "gestic"]}
+    agent.cmd_recover(settings, mode="scratch", from_host=None, tag=None, repo_name=None, units=[])
+    assert pg.databases == {"postgres", "cartera_gestic_verify", "gestic_gestic_verify"}
+    assert [c[c.index("-d") + 1] for c in restores] == [
+        "cartera_gestic_verify",
+        "gestic_gestic_verify",
+    ]
+    assert all("--no-owner" in c and "--create" not in c for c in restores)
+    result = agent.cmd_cleanup(settings)
+    assert result["undone"] == [
+        "database cartera_gestic_verify",
+        "database gestic_gestic_verify",
+    ]
+    assert pg.databases == {"postgres"}

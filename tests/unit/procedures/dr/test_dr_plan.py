@@ -40,8 +40,11 @@ def _problems(file: Path, model: Model) -> list[str]:
 
 def test_the_repository_plan_is_valid(model: Model) -> None:
     plan = load_plan(ROOT / PLAN_FILE, model)
-    assert plan.ordered_services() == ["cartera-db", "portal"]
-    assert plan.dependency_closure(["cartera-db"]) == ["cartera-db", "portal"]
+    assert plan.ordered_services() == ["cartera-db", "rpa", "portal"]
+    assert plan.restored_services() == ["cartera-db", "portal"]
+    assert [w.name for w in plan.waves] == ["datos", "automatizacion", "aplicaciones"]
+    assert plan.wave_of("rpa").after == ("datos",)
+    assert plan.dependency_closure(["cartera-db"]) == ["cartera-db", "rpa", "portal"]
     assert plan.dependency_closure(["portal"]) == ["portal"]
     assert plan.critical_path("portal") == ["cartera-db", "portal"]
     assert [e.name for e in plan.endpoints_of("portal")] == ["portal.icetex.lab"]
@@ -143,5 +146,107 @@ def test_host_loss_needs_a_known_host_and_recovers_only_what_ran_there(model: Mo
     assert lost_hosts(ctx, "host-loss", "web-p1") == ["web-p1"]
     assert scope(ctx, plan, ["web-p1"]) == {"portal": "web-a1"}
     # the database's dependents come back with it (they must be pointed at the recovered one)
-    assert list(scope(ctx, plan, ["db-p1"])) == ["cartera-db", "portal"]
+    assert list(scope(ctx, plan, ["db-p1"])) == ["cartera-db", "rpa", "portal"]
     assert set(lost_hosts(ctx, "site-loss", None)) == {"web-p1", "db-p1", "svc-p1"}
+    # the RPA service moves to the DR site's bots host when the principal's is lost
+    assert scope(ctx, plan, ["svc-p1"]) == {"rpa": "web-a1"}
+    site = scope(ctx, plan, lost_hosts(ctx, "site-loss", None))
+    assert site == {"cartera-db": "db-a1", "portal": "web-a1", "rpa": "web-a1"}
+
+
+# --- the RPA service (kind: rpa) and the shared ledger's probe ---------------------------------
+
+
+def test_production_keeps_a_valid_plan_without_the_ledger_probe() -> None:
+    production = load_model(ROOT / "inventory" / "production", check_machine=False)
+    plan = load_plan(ROOT / PLAN_FILE, production)
+    assert [p.name for p in plan.services["cartera-db"].probes if p.type == "sql"] == [
+        "la cartera responde",
+        "los créditos están completos",
+    ]
+    from gestic.procedures.dr.plan import service_hosts  # noqa: PLC0415
+
+    assert service_hosts(production, plan.services["rpa"]) == (["svc-p1"], ["rpa-a1"])
+
+
+def test_the_lab_plan_proves_the_ledger_came_back(model: Model) -> None:
+    plan = load_plan(ROOT / PLAN_FILE, model)
+    [probe] = [p for p in plan.services["cartera-db"].probes if p.type == "sql" and p.requires]
+    assert probe.type == "sql"
+    assert probe.database == "gestic"
+    assert [p.type for p in plan.services["rpa"].probes] == ["unit", "ledger"]
+
+
+def _rpa(data: dict[str, Any]) -> dict[str, Any]:
+    rpa: dict[str, Any] = data["services"]["rpa"]
+    return rpa
+
+
+@pytest.mark.parametrize(
+    ("edit", "where", "message"),
+    [
+        (
+            lambda d: _rpa(d).update(depends_on=[]),
+            "services.rpa.depends_on",
+            "it must depend on it (depends_on: [cartera-db])",
+        ),
+        (
+            lambda d: _rpa(d)["probes"].append(
+                {"name": "x", "type": "sql", "database": "gestic", "query": "SELECT 1"}
+            ),
+            "services.rpa.probes.2.type",
+            "the RPA service restores nothing itself",
+        ),
+        (
+            lambda d: d["services"]["portal"]["probes"].append(
+                {"name": "x", "type": "unit", "unit": "nginx.service"}
+            ),
+            "services.portal.probes.2.type",
+            "a unit probe runs only on the RPA service",
+        ),
+        (
+            lambda d: d["services"]["cartera-db"]["probes"][2].update(database="cartera"),
+            "services.cartera-db.probes.2.requires",
+            "a shared-ledger probe queries the ledger's database 'gestic'",
+        ),
+        (
+            lambda d: _rpa(d)["probes"][1].update(table="Robot Items"),
+            "services.rpa.probes.1.table",
+            "String should match pattern",
+        ),
+        (
+            lambda d: d["endpoints"].update({"robots.icetex.lab": {"service": "rpa"}}),
+            "endpoints.robots.icetex.lab.service",
+            "no catalogue hosts an endpoint name could follow",
+        ),
+    ],
+)
+def test_a_bad_rpa_entry_names_file_key_and_line(
+    tmp_path: Path, model: Model, edit: Any, where: str, message: str
+) -> None:
+    file = _edited(tmp_path, edit)
+    problems = _problems(file, model)
+    hit = [p for p in problems if where in p and message in p]
+    assert hit, problems
+    line = int(hit[0].split(": ", 1)[0].rsplit(":", 1)[1])
+    assert line > 1, hit
+
+
+def test_the_rpa_kind_is_not_a_catalogue_service(tmp_path: Path, model: Model) -> None:
+    def edit(data: dict[str, Any]) -> None:
+        data["services"]["portal"]["kind"] = "rpa"
+
+    problems = _problems(_edited(tmp_path, edit), model)
+    assert any(
+        "services.portal.kind" in p and "is a service of gestic_services" in p for p in problems
+    ), problems
+
+
+def test_the_rpa_service_needs_a_bots_host_on_the_dr_site(tmp_path: Path, model: Model) -> None:
+    bots = {n: h for n, h in model.hosts.items() if n != "web-a1" or "bots" not in h.groups}
+    bots["web-a1"] = model.hosts["web-a1"].model_copy(
+        update={"groups": tuple(g for g in model.hosts["web-a1"].groups if g != "bots")}
+    )
+    without = model.model_copy(update={"hosts": bots})
+    problems = _problems(ROOT / PLAN_FILE, without)
+    assert any("needs a bots host (group `bots`) on a dr site" in p for p in problems), problems
