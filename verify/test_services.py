@@ -152,7 +152,11 @@ def test_only_the_sites_portal_hosts_the_monitoring_and_the_bots_may_connect(
             for s in model.monitoring.servers
         }
     ledger = shared_ledger(model)
-    if ledger is not None and ledger.host == declared.name:  # the shared RPA ledger's database
+    # the shared RPA ledger's database: on its host, and on the DR hosts it is recovered to
+    serves = ledger is not None and (
+        declared.name == ledger.host or declared.name in model.services[ledger.service].dr_hosts
+    )
+    if ledger is not None and serves:
         expected |= {
             f"hostssl {ledger.database} {ledger.role} {model.hosts[b].address} scram-sha-256"
             for b in ledger.bots_hosts
