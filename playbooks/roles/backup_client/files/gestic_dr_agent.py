@@ -45,6 +45,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -245,11 +246,15 @@ def repo_exists(settings: dict[str, Any], repo: dict[str, Any]) -> bool:
     return proc.returncode == 0
 
 
-def cmd_init(settings: dict[str, Any]) -> dict[str, Any]:
+def cmd_init(settings: dict[str, Any], *, check: bool = False) -> dict[str, Any]:
+    """Create the service's repositories that do not exist yet (`check`: only say which)."""
     created = []
     primary = repository(settings)
     for repo in settings["repositories"]:
         if repo_exists(settings, repo):
+            continue
+        if check:
+            created.append(repo["name"])
             continue
         cmd = [*restic_args(settings, repo), "init"]
         if repo is not primary:
@@ -264,6 +269,26 @@ def cmd_init(settings: dict[str, Any]) -> dict[str, Any]:
         run(cmd, f"creating repository {repo['name']} of {settings['service']}")
         created.append(repo["name"])
     return {"service": settings["service"], "created": created, "changed": bool(created)}
+
+
+def cmd_init_many(
+    services: Sequence[str], *, check: bool = False, config_dir: Path = CONFIG_DIR
+) -> dict[str, Any]:
+    """`init` of several services at once, one thread each: every restic call opens the
+    repository's key (a deliberately slow derivation) over SFTP, about a second each, and a
+    converge asks for all the services' repositories. Each service holds its own lock."""
+
+    def one(service: str) -> dict[str, Any]:
+        with _locked(service):
+            return cmd_init(load_settings(service, config_dir), check=check)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
+        results = list(pool.map(one, services))  # the first error is raised, naming its service
+    return {
+        "services": results,
+        "created": {r["service"]: r["created"] for r in results if r["created"]},
+        "changed": any(r["changed"] for r in results),
+    }
 
 
 def _keys(settings: dict[str, Any], repo: dict[str, Any]) -> list[dict[str, Any]]:
@@ -862,6 +887,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
             p.add_argument("--scratch", action="store_true")
         if name == "cleanup":
             p.add_argument("--unit", action="append", default=[])
+    p = sub.add_parser("init-many", help="init of several services at once (--check: only report)")
+    p.add_argument("services", nargs="+")
+    p.add_argument("--check", action="store_true")
     sub.add_parser("status")
     return parser.parse_args(argv)
 
@@ -869,6 +897,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 def dispatch(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     if args.command == "status":
         return cmd_status(), 0
+    if args.command == "init-many":
+        return cmd_init_many(args.services, check=args.check), 0
     settings = load_settings(args.service)
     if args.command == "backup":
         return cmd_backup(settings, args.tag), 0

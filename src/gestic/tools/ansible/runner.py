@@ -17,6 +17,8 @@ from typing import Any
 import ansible_runner
 
 from gestic.errors import AnsibleError
+from gestic.paths import repo_root
+from gestic.tools.ansible.collections import collections_env
 from gestic.tools.ansible.strategy import strategy_env
 from gestic.tools.ssh import SshAccess
 
@@ -63,17 +65,24 @@ def _per_host(stats: dict[str, dict[str, int]] | None) -> dict[str, dict[str, in
 
 
 def ansible_env(
-    access: SshAccess, *, pipelining: bool = True, strategy: str | None = None
+    access: SshAccess,
+    *,
+    pipelining: bool = True,
+    strategy: str | None = None,
+    playbooks_dir: Path | None = None,
 ) -> dict[str, str]:
     """Environment that points Ansible at the environment's ssh_config, control dir, state
-    dir (GESTIC_ENV_STATE_DIR: the roles' controller-side key registry and PKI) and secrets.
+    dir (GESTIC_ENV_STATE_DIR: the roles' controller-side key registry and PKI) and secrets,
+    and restricts it to the collections `playbooks_dir` requires (default: the checkout's).
 
     `strategy` is a name of `gestic.tools.ansible.strategy.STRATEGIES` (default:
     GESTIC_ANSIBLE_STRATEGY, else Mitogen).
     """
     access.control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    playbooks = playbooks_dir or repo_root() / "playbooks"
     return {
         **strategy_env(strategy),
+        **collections_env(playbooks, access.control_dir / "collections"),
         **(access.secrets.env() if access.secrets else {}),
         "GESTIC_ENV_STATE_DIR": str(access.state_dir),
         "ANSIBLE_SSH_ARGS": f"-F {access.ssh_config}",
@@ -140,7 +149,9 @@ def run_playbook(
             "project_dir": str(playbooks_dir),
             "playbook": playbook,
             "inventory": str(inventory),
-            "envvars": ansible_env(access, pipelining=pipelining, strategy=strategy),
+            "envvars": ansible_env(
+                access, pipelining=pipelining, strategy=strategy, playbooks_dir=playbooks_dir
+            ),
             "extravars": extravars or {},
             "cmdline": cmdline or None,
             "limit": limit,
