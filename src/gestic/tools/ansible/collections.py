@@ -2,10 +2,11 @@
 lists, not the ~100 of the `ansible` package.
 
 With every collection of the `ansible` package on its search path, ansible-core and Mitogen
-look through all of them for each plugin and module they load (Mitogen once per task and host):
-measured on the dev lab, a no-op converge took 87 s with them and 73 s with the four the roles
-use. gestic builds a directory of links to just those and points ANSIBLE_COLLECTIONS_PATH at
-it, with the interpreter's own `ansible_collections` scan turned off.
+look through all of them for plugins and modules (Mitogen's planner lists them on every module
+call). On the dev lab the no-op converges with only the four the roles use were as fast or
+faster (figures in docs/converge.md), within the spread between runs. It also keeps a role from
+using a collection nobody declared. gestic builds a directory of links to just those and
+points ANSIBLE_COLLECTIONS_PATH at it, with the interpreter's own scan turned off.
 """
 
 from __future__ import annotations
