@@ -163,10 +163,10 @@ def tests(session: nox.Session) -> None:
     _install(session, "test")
     if os.geteuid() == 0:
         _ensure_engine(session)
-    # three xdist workers: the lab tests in three scopes, each on one worker and its own session
-    # lab, in order; the unit tests on whichever worker is free (tests/conftest.py); `-- -n 0`
-    # runs everything in this process
-    session.run("pytest", "-n", "3", "--durations=30", *session.posargs)
+    # two xdist workers: the lab tests in two scopes, each on one worker and its own session lab,
+    # in order; the unit tests on whichever worker is free (tests/conftest.py; a third lab on two
+    # cores was slower); `-- -n 0` runs everything in this process
+    session.run("pytest", "-n", "2", "--durations=30", *session.posargs)
 
 
 @nox.session

@@ -4,9 +4,9 @@ ansible-vault secrets, driven from a second checkout of the repository as its us
 (`gestic --env pruebas ...`).
 
 It converges the session lab (nothing may change: same secrets, different custodian path),
-verifies it, backs a service up, verifies a restore and runs a test-mode drill through the
-bastion (isolated by routes on the recovered host); a wrong bastion gives one error that names
-the host, its address and the route tried.
+verifies the bastion and a host behind it, backs a service up, verifies a restore and runs a
+test-mode drill through the bastion (isolated by routes on the recovered host); a wrong bastion
+gives one error that names the host, its address and the route tried.
 """
 
 from __future__ import annotations
@@ -171,10 +171,14 @@ def test_converge_through_the_bastion_from_a_second_checkout_changes_nothing(
 
 
 def test_verify_and_back_up_through_the_bastion(lab: Lab, second: SecondEnvironment) -> None:
-    verified = _gestic(second, "verify")
+    # the bastion itself and a host behind it: every host's checks are test_lab_integration's,
+    # and the converge above already reached every host through the bastion
+    checked = [BASTION, "db-p1"]
+    verified = _gestic(second, "verify", *(f"--host={host}" for host in checked))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     run = lab.ctx.ledger.runs(kind="verify", target=ENV, limit=1)[0]
     assert run.status == SUCCEEDED, run.summary
+    assert run.details["hosts"] == sorted(checked)
     done = _gestic(second, "backup", "run", SERVICE)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"ok {SERVICE}: snapshot" in done.stdout

@@ -16,7 +16,7 @@ from rich.text import Text
 from gestic.cli import demo_steps, discovered
 from gestic.console import console
 from gestic.environments.context import Context
-from gestic.errors import GesticError, UsageError
+from gestic.errors import GesticError, UsageError, VerifyError
 from gestic.lab.status import host_statuses, leftovers
 from gestic.production.preview import preview_production
 from gestic.tools.ansible.runner import ConvergeResult
@@ -256,7 +256,13 @@ def _converge_failure(obj: Context, result: ConvergeResult) -> str:
     return "converge failed:\n" + ("\n".join(lines) or "  see the output above")
 
 
-def _verify(obj: Context) -> VerifyResult:
+def _verify(obj: Context, hosts: tuple[str, ...] = ()) -> VerifyResult:
+    unknown = sorted(set(hosts) - set(obj.model.hosts))
+    if unknown:  # before the ledger records a run
+        raise VerifyError(
+            f"--host {', '.join(unknown)}: not a host of the model in {obj.inventory} "
+            f"(hosts: {', '.join(sorted(obj.model.hosts))})"
+        )
     with obj.ledger.record(kind="verify", target=obj.target) as run:
         result = run_verify(
             checks_dir=obj.root / "verify",
@@ -264,7 +270,10 @@ def _verify(obj: Context) -> VerifyResult:
             model=obj.model,
             access=obj.access,
             artifacts_dir=obj.artifacts / "verify",
+            hosts=list(hosts) or None,
         )
+        if hosts:
+            run.add_details(hosts=sorted(hosts))
         run.summary = f"{result.tests} checks, {result.failures} failures, {result.errors} errors"
         run.add_details(failed=result.failed, report=str(result.report), disabled=result.disabled)
         if not result.ok:
@@ -276,10 +285,17 @@ def _verify(obj: Context) -> VerifyResult:
 
 
 @cli.command()
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="HOST",
+    help="Check only this host of the model (repeatable); default: every host.",
+)
 @click.pass_obj
-def verify(obj: Context) -> None:
-    """Check every host against the model with testinfra over SSH."""
-    result = _verify(_ctx(obj))
+def verify(obj: Context, hosts: tuple[str, ...]) -> None:
+    """Check every host (or each --host) against the model with testinfra over SSH."""
+    result = _verify(_ctx(obj), hosts)
     if not result.ok:
         raise GesticError("verification failed:\n" + "\n".join(f"  - {f}" for f in result.failed))
 

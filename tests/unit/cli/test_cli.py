@@ -67,6 +67,16 @@ def test_runs_lists_the_ledger(tmp_path: Path) -> None:
     assert "run ledger" in table.output
 
 
+def test_verify_of_an_unknown_host_names_it_and_records_nothing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["--inventory", str(LAB_INVENTORY), "verify", "--host", "web-p1", "--host", "web-p9"]
+    )
+    assert result.exit_code == 1
+    assert "--host web-p9: not a host of the model" in str(result.exception)
+    assert "web-p1" not in str(result.exception).split("(hosts:")[0]  # only the unknown one
+    assert Ledger(f"sqlite:///{tmp_path / 'ledger.db'}").runs(kind="verify") == []
+
+
 def test_help_lists_the_commands() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     for command in ("validate", "infra", "lab", "converge", "verify", "demo", "runs"):
