@@ -19,12 +19,10 @@ from typing import Any
 
 from results_file import write_section
 
-from gestic.lab.access import LabAccess
+from gestic.environments.context import Context
 from gestic.model import load_model
 from gestic.paths import cache_dir, repo_root
-from gestic.tools.ansible.runner import run_playbook
 from gestic.tools.ansible.strategy import LINEAR, MITOGEN
-from gestic.tools.pulumi.automation import LabStack
 from gestic.tools.testinfra import run_verify
 
 GOALS = {"noop_s": 30.0, "first_s": 120.0, "verify_s": 20.0, "mitogen_speedup": 5.0}
@@ -32,47 +30,44 @@ GOALS = {"noop_s": 30.0, "first_s": 120.0, "verify_s": 20.0, "mitogen_speedup": 
 
 def bench_strategy(strategy: str) -> dict[str, Any]:
     root = repo_root()
-    inventory = root / "inventory" / "lab"
-    model = load_model(inventory)
     with tempfile.TemporaryDirectory(prefix="gestic-bench-converge-") as tmp:
-        state = Path(tmp)
-        stack = LabStack(
-            model=model, state_dir=state, cache_dir=cache_dir(), lab_name="c" + secrets.token_hex(2)
+        # the same context `gestic converge` builds (lab access and the lab's secrets), on a
+        # lab of its own in a throwaway state dir
+        ctx = Context(
+            inventory=root / "inventory" / "lab",
+            state=Path(tmp),
+            cache=cache_dir(),
+            lab_name="c" + secrets.token_hex(2),
         )
-        settings = stack.settings
-        access = LabAccess(lab=settings.lab, state_dir=settings.state_dir)
         out: dict[str, Any] = {"strategy": strategy}
         try:
-            stack.run("up")
-            access.write(model)
+            ctx.lab_stack.run("up")
             for label in ("first", "noop"):
                 start = time.perf_counter()
-                result = run_playbook(
-                    playbooks_dir=root / "playbooks",
-                    playbook="site.yml",
-                    inventory=inventory / "hosts.yml",
-                    access=access,
-                    artifacts_dir=state / "artifacts",
-                    strategy=strategy,
-                )
+                result = ctx.run_playbook(strategy=strategy)
                 out[f"{label}_s"] = round(time.perf_counter() - start, 2)
                 out[f"{label}_changed"] = result.changed
                 out[f"{label}_ok"] = result.ok
                 print(f"bench: {out}", file=sys.stderr, flush=True)
+                if not result.ok:
+                    raise SystemExit(
+                        f"bench: the {label} converge with {strategy} failed on "
+                        f"{', '.join(result.failed_hosts) or '?'}; artifacts: {result.artifacts}"
+                    )
             start = time.perf_counter()
             verified = run_verify(
                 checks_dir=root / "verify",
-                inventory=inventory,
-                model=model,
-                access=access,
-                artifacts_dir=state / "verify",
+                inventory=ctx.inventory,
+                model=ctx.model,
+                access=ctx.access,
+                artifacts_dir=ctx.state / "verify",
                 stream=False,
             )
             out["verify_s"] = round(time.perf_counter() - start, 2)
             out["verify_checks"] = verified.tests
             out["verify_ok"] = verified.ok
         finally:
-            stack.run("destroy")
+            ctx.lab_stack.run("destroy")
         return out
 
 

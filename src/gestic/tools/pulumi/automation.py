@@ -43,12 +43,18 @@ class OpResult:
         return sum(n for op, n in self.changes.items() if op != "same")
 
 
+# The passphrase files this process generated. `_stack` copies its environment into os.environ
+# (the engine's plugins need it), so a second stack with another state dir must not mistake the
+# first one's generated file for a passphrase the operator set.
+_GENERATED: set[str] = set()
+
+
 def _passphrase_env(state_dir: Path) -> dict[str, str]:
-    if os.environ.get("PULUMI_CONFIG_PASSPHRASE") or os.environ.get(
-        "PULUMI_CONFIG_PASSPHRASE_FILE"
-    ):
+    given_file = os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
+    if os.environ.get("PULUMI_CONFIG_PASSPHRASE") or (given_file and given_file not in _GENERATED):
         return {}
     file = state_dir / "pulumi" / "passphrase"
+    _GENERATED.add(str(file))
     if not file.is_file():
         file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
