@@ -16,14 +16,14 @@ from rich.text import Text
 from gestic.cli import demo_steps, discovered
 from gestic.console import console
 from gestic.environments.context import Context
-from gestic.errors import GesticError, UsageError, VerifyError
+from gestic.errors import GesticError, UsageError
 from gestic.lab.status import host_statuses, leftovers
 from gestic.production.preview import preview_production
 from gestic.tools.ansible.runner import ConvergeResult
 from gestic.tools.ansible.strategy import DEFAULT as DEFAULT_STRATEGY
 from gestic.tools.ansible.strategy import STRATEGIES, STRATEGY_ENV
 from gestic.tools.pulumi.automation import OpResult
-from gestic.tools.testinfra import VerifyResult, run_verify
+from gestic.tools.testinfra import VerifyResult, check_hosts, run_verify
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -257,12 +257,7 @@ def _converge_failure(obj: Context, result: ConvergeResult) -> str:
 
 
 def _verify(obj: Context, hosts: tuple[str, ...] = ()) -> VerifyResult:
-    unknown = sorted(set(hosts) - set(obj.model.hosts))
-    if unknown:  # before the ledger records a run
-        raise VerifyError(
-            f"--host {', '.join(unknown)}: not a host of the model in {obj.inventory} "
-            f"(hosts: {', '.join(sorted(obj.model.hosts))})"
-        )
+    check_hosts(obj.model, hosts, where=obj.inventory)  # before the ledger records a run
     with obj.ledger.record(kind="verify", target=obj.target) as run:
         result = run_verify(
             checks_dir=obj.root / "verify",

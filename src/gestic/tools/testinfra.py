@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,16 @@ def workers(hosts: int) -> int:
     return max(1, min(hosts, 2 * (os.cpu_count() or 1)))
 
 
+def check_hosts(model: Model, hosts: Iterable[str], *, where: Path) -> None:
+    """VerifyError naming every one of `hosts` the model does not have, and the ones it has."""
+    unknown = sorted(set(hosts) - set(model.hosts))
+    if unknown:
+        raise VerifyError(
+            f"--host {', '.join(unknown)}: not a host of the model in {where} "
+            f"(hosts: {', '.join(sorted(model.hosts))})"
+        )
+
+
 def run_verify(
     *,
     checks_dir: Path,
@@ -109,10 +120,8 @@ def run_verify(
     stream: bool = True,
 ) -> VerifyResult:
     """Run the testinfra checks in `checks_dir` on every host (or `hosts`) of the lab."""
+    check_hosts(model, hosts or [], where=inventory)
     targets = hosts or sorted(model.hosts)
-    unknown = sorted(set(targets) - set(model.hosts))
-    if unknown:
-        raise VerifyError(f"unknown hosts: {', '.join(unknown)}")
     access.write(model)
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     junit = artifacts_dir / f"verify-{int(time.time())}.xml"
