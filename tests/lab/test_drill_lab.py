@@ -199,17 +199,20 @@ def test_an_interrupted_drill_is_cleaned_up_by_cleanup_and_by_a_rerun(lab: Lab) 
     ctx = lab.ctx
     _fresh_backups(lab)
 
-    def stop_before_switch(step: Step) -> bool:
-        if step.at == "before-switch":
+    def stop_before_the_owner_confirms(step: Step) -> bool:
+        if step.at == "after-probes":  # every wave has run: the most left behind
             raise Interrupted(step.id)
         return True
 
     with pytest.raises(Interrupted):
-        run_drill(ctx, _plan(lab), scenario="site-loss", test=True, approve=stop_before_switch)
+        run_drill(
+            ctx, _plan(lab), scenario="site-loss", test=True, approve=stop_before_the_owner_confirms
+        )
     assert load_state(ctx) is not None
     assert isolation.isolation_rules(ctx.lab_stack.settings.lab)
     assert agent(ctx, "db-a1", "status").data["recoveries"] == ["cartera-db"]
     assert _scheduler_ledger(lab) == "db-a1"  # wave automatizacion ran before the interruption
+    assert _endpoint(lab, "web-a1") == str(ctx.model.hosts["web-a1"].address)  # names switched
     # a new drill first converges the leftovers, then runs
     rerun = run_drill(ctx, _plan(lab), scenario="site-loss", test=True, approve=lambda _s: True)
     assert rerun.ok, rerun.breaches()

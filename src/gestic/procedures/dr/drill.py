@@ -2,8 +2,9 @@
 
 `run_drill` follows dr/plan.yml: it declares the disaster (stops the lost hosts in the lab,
 or in test mode leaves them running and isolates the DR hosts, as SRM's test failover does),
-then for each wave runs playbooks/dr-drill.yml (endpoint switch, restore from the newest
-backup, start, probes) and measures, per service:
+then runs playbooks/dr-drill.yml (endpoint switch, restore from the newest backup, start,
+probes) once per batch of waves: the waves whose `after` waves are all done recover together,
+so a service waits only for what it depends on. It measures, per service:
 
 * achieved RTO = when its last probe passed - when the disaster was declared;
 * achieved RPO = when the disaster was declared - the newest RPO marker in the data actually
@@ -360,31 +361,37 @@ def run_drill(
     endpoint_hosts = dr_hosts if test else alive
     waves: list[WaveResult] = []
     failure = ""
-    for wave in plan.waves:
-        members = [s for s in wave.services if s in targets]
-        if not members:
+    # Waves whose `after` waves are all done run together, in one playbook run: the plan
+    # orders by dependency, not by list position (a service waits only for what it needs).
+    for ready in plan.wave_batches():
+        members = {w.name: [s for s in w.services if s in targets] for w in ready}
+        batch = [w for w in ready if members[w.name]]
+        if not batch:
             continue
+        everyone = [s for w in batch for s in members[w.name]]
         if failure:
-            for svc in members:
+            for svc in everyone:
                 results[svc].status = "skipped"
                 results[svc].error = f"not attempted: {failure}"
             continue
-        for step in plan.steps_at("before-wave", wave.name):
-            confirm(step)
+        for wave in batch:
+            for step in plan.steps_at("before-wave", wave.name):
+                confirm(step)
         endpoints = {
             e.name: str(model.hosts[targets[svc]].address)
-            for svc in members
+            for svc in everyone
             for e in plan.endpoints_of(svc)
         }
         if endpoints:
             for step in plan.steps_at("before-switch"):
                 if step.id not in {s["id"] for s in steps}:
                     confirm(step)
+        names = " + ".join(w.name for w in batch)
         spec = {
-            "name": wave.name,
-            "services": [_service_spec(ctx, plan, svc, targets[svc], targets) for svc in members],
+            "name": names,
+            "services": [_service_spec(ctx, plan, svc, targets[svc], targets) for svc in everyone],
         }
-        say(f"wave {wave.name}: recovering {', '.join(members)}")
+        say(f"wave {names}: recovering {', '.join(everyone)}")
         started = time.time()
         run = run_wave(
             ctx,
@@ -394,26 +401,36 @@ def run_drill(
             say=say,
         )
         finished = time.time()
-        for svc in members:
+        for svc in everyone:
             _fill(results[svc], run.per_service.get(svc, {}), run.errors.get(svc), declared_at)
             if plan.services[svc].kind == "rpa":
                 _rpa_rpo(ctx, results[svc], results)
-        stray = [e for k, e in run.errors.items() if k not in members]
-        status = "ok" if run.ok else "failed"
-        error = "; ".join(f"{s}: {run.errors[s]}" for s in members if s in run.errors)
-        error = "; ".join(filter(None, [error, *stray]))
-        waves.append(
-            WaveResult(
-                name=wave.name,
-                title=wave.title,
-                started_at=started,
-                finished_at=finished,
-                status=status,
-                error=error,
+        stray = [e for k, e in run.errors.items() if k not in everyone]
+        own = {
+            w.name: [f"{s}: {run.errors[s]}" for s in members[w.name] if s in run.errors]
+            for w in batch
+        }
+        # a failure no service of the run claims (a host unreachable before any result) is
+        # every wave's of the run
+        blamed = [w.name for w in batch if own[w.name]] or [w.name for w in batch]
+        failed: list[str] = []
+        for wave in batch:
+            wave_failed = not run.ok and wave.name in blamed
+            error = "; ".join([*own[wave.name], *stray]) if wave_failed else ""
+            if wave_failed:
+                failed.append(f"wave '{wave.name}' failed: {error or 'see the Ansible output'}")
+            waves.append(
+                WaveResult(
+                    name=wave.name,
+                    title=wave.title,
+                    started_at=started,
+                    finished_at=finished,
+                    status="failed" if wave_failed else "ok",
+                    error=error,
+                )
             )
-        )
-        if not run.ok:
-            failure = f"wave '{wave.name}' failed: {error}"
+        if failed:
+            failure = "; ".join(failed)
             say(failure)
     if not failure:
         for step in plan.steps_at("after-probes"):

@@ -157,6 +157,22 @@ class Plan(_Frozen):
                 return wave
         raise KeyError(service)
 
+    def wave_batches(self) -> list[list[Wave]]:
+        """The waves grouped into what can run at the same time: each batch holds every wave
+        whose `after` waves are all in earlier batches (list order kept inside a batch).
+
+        The loader only accepts `after` naming an earlier wave, so the first pending wave is
+        always ready and this ends."""
+        done: set[str] = set()
+        pending = list(self.waves)
+        batches: list[list[Wave]] = []
+        while pending:
+            ready = [w for w in pending if done.issuperset(w.after)]
+            batches.append(ready)
+            done.update(w.name for w in ready)
+            pending = [w for w in pending if w not in ready]
+        return batches
+
     def ordered_services(self) -> list[str]:
         """Every planned service in recovery order (wave by wave)."""
         return [s for wave in self.waves for s in wave.services]

@@ -50,6 +50,21 @@ def test_the_repository_plan_is_valid(model: Model) -> None:
     assert [e.name for e in plan.endpoints_of("portal")] == ["portal.icetex.lab"]
 
 
+def test_waves_that_need_only_done_waves_run_in_one_batch(model: Model) -> None:
+    plan = load_plan(ROOT / PLAN_FILE, model)
+    batches = [[w.name for w in batch] for batch in plan.wave_batches()]
+    assert batches == [["datos"], ["automatizacion", "aplicaciones"]]
+
+
+def test_a_wave_after_a_wave_of_the_same_level_waits_for_it(tmp_path: Path, model: Model) -> None:
+    def edit(data: dict) -> None:  # type: ignore[type-arg]
+        data["waves"][2]["after"] = ["datos", "automatizacion"]
+
+    plan = load_plan(_edited(tmp_path, edit), model)
+    batches = [[w.name for w in batch] for batch in plan.wave_batches()]
+    assert batches == [["datos"], ["automatizacion"], ["aplicaciones"]]
+
+
 def test_unknown_service_is_named_with_file_and_line(tmp_path: Path, model: Model) -> None:
     def edit(data: dict) -> None:  # type: ignore[type-arg]
         data["waves"][0]["services"].append("nomina")
